@@ -1,0 +1,290 @@
+"""Versioned msgpack messages ``{v, type, body}`` and the length-prefixed frames that carry them.
+
+Every message type is declared once, in ``MESSAGES``, as a table of fields. ``unpack`` is strict:
+a size limit is enforced before parsing, map keys must be strings, nesting is bounded, and an
+unknown version, type or field, a missing required field or a wrong field type is a
+``ProtocolError``. The same table describes the signed documents that travel inside messages
+(upload headers, query requests, receipts, results), so the enclave, the host and the client all
+read one contract.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from protocol.errors import MessageTooLarge, ProtocolError, UnsupportedVersion
+
+__all__ = [
+    "DOCUMENTS",
+    "FRAME_HEADER",
+    "MAX_CHUNK_BYTES",
+    "MAX_CONTROL_BYTES",
+    "MAX_FRAME_BYTES",
+    "MESSAGES",
+    "PROTOCOL_VERSION",
+    "Field",
+    "Message",
+    "canonical_packb",
+    "encode_frame",
+    "pack",
+    "pack_document",
+    "read_frame",
+    "unpack",
+    "unpack_document",
+]
+
+PROTOCOL_VERSION = 1
+MAX_CHUNK_BYTES = 8 * 1024 * 1024 + 16  # one AES-GCM chunk: 8 MiB plaintext + tag
+MAX_FRAME_BYTES = MAX_CHUNK_BYTES + 64 * 1024  # a chunk plus its message envelope
+MAX_CONTROL_BYTES = 1024 * 1024  # any message that is not an upload chunk or a policy
+_MAX_NESTING = 8
+FRAME_HEADER = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a message body: allowed Python types, whether required, a size cap."""
+
+    types: tuple[type, ...]
+    required: bool = True
+    max_len: int | None = None
+    exact_len: int | None = None
+
+
+def _f(*types: type, required: bool = True, max_len: int | None = None,
+       exact_len: int | None = None) -> Field:
+    return Field(types, required, max_len, exact_len)
+
+
+_STR = _f(str, max_len=256)
+_BYTES32 = _f(bytes, exact_len=32)
+_INT = _f(int)
+_BOOL = _f(bool)
+
+# Host <-> enclave messages. Requests flow host -> enclave, responses enclave -> host.
+MESSAGES: dict[str, dict[str, Field]] = {
+    "init": {"policy": _f(bytes, max_len=MAX_CONTROL_BYTES)},
+    "ready": {"mode": _STR, "policy_hash": _BYTES32, "enc_pub": _BYTES32, "sig_pub": _BYTES32},
+    "attest": {"nonce": _f(bytes, required=False, exact_len=32)},
+    "attestation": {
+        "mode": _STR,
+        "enc_pub": _BYTES32,
+        "sig_pub": _BYTES32,
+        "policy": _f(bytes, max_len=MAX_CONTROL_BYTES),
+        "policy_hash": _BYTES32,
+        "nonce": _BYTES32,
+        "report_data": _f(bytes, exact_len=64),
+        "quote": _f(bytes, type(None), max_len=64 * 1024),
+    },
+    "upload_begin": {"header": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
+    "upload_started": {"stream": _INT, "upload_id": _f(bytes, exact_len=16)},
+    "upload_chunk": {
+        "stream": _INT,
+        "index": _INT,
+        "last": _BOOL,
+        "data": _f(bytes, max_len=MAX_CHUNK_BYTES),
+    },
+    "upload_chunk_ok": {"stream": _INT, "index": _INT},
+    "upload_ready": {"stream": _INT, "upload_id": _f(bytes, exact_len=16), "rows": _INT,
+                     "digest": _BYTES32},
+    "upload_commit": {"stream": _INT},
+    "upload_abort": {"stream": _INT},
+    "upload_receipt": {"receipt": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
+    "list_uploads": {},
+    "uploads": {"uploads": _f(list, max_len=100_000)},
+    "query": {"request": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
+    "query_result": {"query_id": _BYTES32, "results": _f(dict, max_len=64)},
+    "health": {},
+    "status": {"mode": _STR, "uptime_s": _INT, "datasets": _INT, "uploads_in_progress": _INT},
+    "ok": {},
+    "error": {"code": _f(str, max_len=64), "message": _f(str, max_len=1024)},
+}
+
+# Signed documents carried as opaque bytes inside messages (and by the client, offline).
+DOCUMENTS: dict[str, dict[str, Field]] = {
+    "upload_header": {
+        "collaboration_id": _STR,
+        "policy_hash": _BYTES32,
+        "party": _STR,
+        "dataset": _STR,
+        "upload_id": _f(bytes, exact_len=16),
+        "created_at": _INT,
+        "hpke_enc": _f(bytes, max_len=1024),
+        "chunk_size": _INT,
+        "schema": _f(list, max_len=256),
+    },
+    "query_request": {
+        "collaboration_id": _STR,
+        "policy_hash": _BYTES32,
+        "party": _STR,
+        "analysis": _STR,
+        "params": _f(dict, max_len=32),
+        "nonce": _f(bytes, exact_len=16),
+        "issued_at": _INT,
+    },
+    "upload_receipt": {
+        "collaboration_id": _STR,
+        "policy_hash": _BYTES32,
+        "upload_id": _f(bytes, exact_len=16),
+        "party": _STR,
+        "dataset": _STR,
+        "rows": _INT,
+        "digest": _BYTES32,
+        "accepted_at": _INT,
+        "simulated": _BOOL,
+    },
+    "result": {
+        "collaboration_id": _STR,
+        "policy_hash": _BYTES32,
+        "query_id": _BYTES32,
+        "analysis": _STR,
+        "kind": _STR,
+        "requested_by": _STR,
+        "recipients": _f(list, max_len=64),
+        "params": _f(dict, max_len=32),
+        "simulated": _BOOL,
+        "created_at": _INT,
+        "columns": _f(list, max_len=64),
+        "rows": _f(list, max_len=1_000_000),
+        "privacy": _f(dict, max_len=64),
+    },
+    "signed": {"body": _f(bytes, max_len=MAX_CONTROL_BYTES * 64), "signature": _f(bytes, exact_len=64)},
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    type: str
+    body: dict[str, Any]
+
+
+def _sorted(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {k: _sorted(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list | tuple):
+        return [_sorted(v) for v in obj]
+    return obj
+
+
+def canonical_packb(obj: Any) -> bytes:
+    """msgpack with map keys sorted at every level, so equal values give equal bytes."""
+    return msgpack.packb(_sorted(obj), use_bin_type=True)
+
+
+def _check_body(kind: str, body: object, schema: Mapping[str, Field]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ProtocolError(f"{kind}: body is not a map")
+    unknown = set(body) - set(schema)
+    if unknown:
+        raise ProtocolError(f"{kind}: unknown field {sorted(unknown)[0]!r}")
+    for name, field in schema.items():
+        if name not in body:
+            if field.required:
+                raise ProtocolError(f"{kind}: missing field {name!r}")
+            continue
+        value = body[name]
+        # bool is an int subclass; never let True pass as an int field or vice versa.
+        if isinstance(value, bool) and bool not in field.types:
+            raise ProtocolError(f"{kind}: field {name!r} has the wrong type")
+        if not isinstance(value, field.types):
+            raise ProtocolError(f"{kind}: field {name!r} has the wrong type")
+        if isinstance(value, int) and not isinstance(value, bool) and not (
+            -(2**63) <= value < 2**64
+        ):
+            raise ProtocolError(f"{kind}: field {name!r} is out of range")
+        size = len(value) if isinstance(value, bytes | str | list | dict) else None
+        if size is not None:
+            if field.exact_len is not None and size != field.exact_len:
+                raise ProtocolError(f"{kind}: field {name!r} has the wrong length")
+            if field.max_len is not None and size > field.max_len:
+                raise ProtocolError(f"{kind}: field {name!r} is too long")
+    return body
+
+
+def _loads(data: bytes | memoryview, max_size: int) -> Any:
+    if len(data) > max_size:
+        raise MessageTooLarge()
+    try:
+        # max_*_len bound what a hostile length prefix inside the msgpack can make us allocate.
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_bin_len=max_size,
+            max_str_len=max_size,
+            max_array_len=1_000_000,
+            max_map_len=100_000,
+            max_ext_len=0,
+        )
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+            ValueError, TypeError, OverflowError) as exc:
+        raise ProtocolError("message is not valid msgpack") from exc
+
+
+def _depth(obj: Any, limit: int) -> None:
+    stack = [(obj, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise ProtocolError("message is nested too deeply")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
+def pack(type_: str, body: Mapping[str, Any]) -> bytes:
+    """Serialise one message after checking it against its declared fields."""
+    schema = MESSAGES.get(type_)
+    if schema is None:
+        raise ProtocolError(f"unknown message type {type_!r}")
+    _check_body(type_, dict(body), schema)
+    return msgpack.packb({"v": PROTOCOL_VERSION, "type": type_, "body": dict(body)},
+                         use_bin_type=True)
+
+
+def unpack(data: bytes | memoryview, *, max_size: int = MAX_FRAME_BYTES) -> Message:
+    """Parse and validate one message; any defect is a ``ProtocolError``."""
+    obj = _loads(data, max_size)
+    _depth(obj, _MAX_NESTING)
+    if not isinstance(obj, dict) or set(obj) != {"v", "type", "body"}:
+        raise ProtocolError("message is not an envelope {v, type, body}")
+    if obj["v"] != PROTOCOL_VERSION or isinstance(obj["v"], bool):
+        raise UnsupportedVersion()
+    type_ = obj["type"]
+    if not isinstance(type_, str) or type_ not in MESSAGES:
+        raise ProtocolError("unknown message type")
+    return Message(type_, _check_body(type_, obj["body"], MESSAGES[type_]))
+
+
+def pack_document(kind: str, body: Mapping[str, Any]) -> bytes:
+    """Canonical bytes of a signed document (the exact bytes a signature covers)."""
+    _check_body(kind, dict(body), DOCUMENTS[kind])
+    return canonical_packb(dict(body))
+
+
+def unpack_document(kind: str, data: bytes, *, max_size: int = MAX_CONTROL_BYTES * 64) -> dict:
+    obj = _loads(data, max_size)
+    _depth(obj, _MAX_NESTING)
+    return _check_body(kind, obj, DOCUMENTS[kind])
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """A 4-byte big-endian length, then the payload."""
+    if len(payload) > MAX_FRAME_BYTES:
+        raise MessageTooLarge()
+    return FRAME_HEADER.pack(len(payload)) + payload
+
+
+def read_frame(read_exact: Callable[[int], bytes], *, max_size: int = MAX_FRAME_BYTES) -> bytes:
+    """Read one frame through ``read_exact(n)``; the length is checked before the body is read."""
+    (length,) = FRAME_HEADER.unpack(read_exact(FRAME_HEADER.size))
+    if length > max_size:
+        raise MessageTooLarge()
+    return read_exact(length)
