@@ -74,7 +74,8 @@ def test_deep_nesting_bomb_rejected() -> None:
     for _ in range(500):
         nested = [nested]
     with pytest.raises(ProtocolError):
-        unpack(_raw({"v": 1, "type": "query_result", "body": {"query_id": bytes(32), "results": {"a": nested}}}))
+        body = {"query_id": bytes(32), "results": {"a": nested}}
+        unpack(_raw({"v": 1, "type": "query_result", "body": body}))
 
 
 def test_huge_declared_length_rejected_without_allocating() -> None:
@@ -109,7 +110,8 @@ def test_frame_length_checked_before_reading_body() -> None:
 
 
 def test_canonical_packing_is_order_independent() -> None:
-    assert canonical_packb({"b": 1, "a": {"d": 2, "c": 3}}) == canonical_packb({"a": {"c": 3, "d": 2}, "b": 1})
+    one, other = {"b": 1, "a": {"d": 2, "c": 3}}, {"a": {"c": 3, "d": 2}, "b": 1}
+    assert canonical_packb(one) == canonical_packb(other)
 
 
 def test_documents_roundtrip_and_reject_unknown_fields() -> None:

@@ -1,0 +1,117 @@
+"""``python -m enclave``: the enclave's only I/O layer.
+
+Connects to the host at ``CLEANROOM_ENCLAVE_CONNECT`` (loopback TCP: Gramine cannot pass pipes
+or Unix sockets between the host and the enclave), then answers one frame with one frame until
+the host hangs up. Sealed state lives in ``CLEANROOM_STATE_DIR`` (a Gramine encrypted mount in
+SGX). Nothing here logs or prints a message body.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+from attestation.quote import QuoteProvider
+from enclave.dispatch import handle_frame
+from enclave.noise_source import ExactLaplaceNoise
+from enclave.sealing import derive_sealing_key
+from enclave.session import Session
+from enclave.state_mount import STATE_KEY_NAME_SGX, provision_direct_mode_key
+from protocol.errors import MessageTooLarge
+from protocol.wire import FRAME_HEADER, MAX_FRAME_BYTES, encode_frame, pack
+
+DEV_ATTESTATION = Path("/dev/attestation")
+SEALED_STATE_FILE = "enclave-state.sealed"
+# Simulation and gramine-direct have no hardware sealing key. This file makes restarts work
+# there; anyone who can read the host's disk can read it, hence the name.
+INSECURE_KEY_FILE = "INSECURE-simulation-sealing.key"
+
+
+def _sealing_root_key(mode: str, state_dir: Path) -> bytes:
+    if mode == "sgx":
+        return (DEV_ATTESTATION / "keys" / STATE_KEY_NAME_SGX).read_bytes()
+    path = state_dir / INSECURE_KEY_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(os.urandom(32))
+            out.flush()
+            os.fsync(out.fileno())
+    return path.read_bytes()
+
+
+def _atomic_writer(path: Path):
+    def persist(blob: bytes) -> None:
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as out:
+            out.write(blob)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    return persist
+
+
+def _read_exact(stream, size: int) -> bytes:
+    data = stream.read(size)
+    if data is None or len(data) != size:
+        raise EOFError
+    return data
+
+
+def _serve(sock: socket.socket, session: Session) -> None:
+    reader = sock.makefile("rb", buffering=1024 * 1024)
+    try:
+        while True:
+            (length,) = FRAME_HEADER.unpack(_read_exact(reader, FRAME_HEADER.size))
+            if length > MAX_FRAME_BYTES:
+                remaining = length
+                while remaining:  # drain it, so the stream stays in sync for the next frame
+                    step = min(1024 * 1024, remaining)
+                    _read_exact(reader, step)
+                    remaining -= step
+                reply = pack("error", MessageTooLarge().to_wire())
+            else:
+                reply = handle_frame(session, _read_exact(reader, length))
+            sock.sendall(encode_frame(reply))
+    except EOFError:
+        return
+    finally:
+        reader.close()
+
+
+def main() -> int:
+    address = os.environ.get("CLEANROOM_ENCLAVE_CONNECT", "")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        sys.stderr.write("CLEANROOM_ENCLAVE_CONNECT must be HOST:PORT\n")
+        return 2
+    state_dir = Path(os.environ.get("CLEANROOM_STATE_DIR", "state/enclave"))
+    provision_direct_mode_key(str(DEV_ATTESTATION))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    provider = QuoteProvider(DEV_ATTESTATION)
+    sealed_path = state_dir / SEALED_STATE_FILE
+    session = Session(
+        mode=provider.mode,
+        quote=provider.quote,
+        sealing_key=derive_sealing_key(_sealing_root_key(provider.mode, state_dir)),
+        sealed=sealed_path.read_bytes() if sealed_path.exists() else None,
+        persist=_atomic_writer(sealed_path),
+        noise=ExactLaplaceNoise(),
+    )
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _serve(sock, session)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
