@@ -66,7 +66,7 @@ class UploadOpener:
         info = hpke_info(policy.collaboration_id, policy.hash, header["party"], header["dataset"])
         try:
             data_key = HPKE_SUITE.decrypt(header["hpke_enc"], keys.encryption, info=info)
-        except Exception:  # noqa: BLE001 - every unwrap failure is the same answer
+        except Exception:  # every unwrap failure is the same answer, whatever its cause
             raise DecryptionFailed() from None
         if len(data_key) != DATA_KEY_BYTES:
             raise DecryptionFailed()

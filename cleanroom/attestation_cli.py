@@ -1,0 +1,168 @@
+"""``cleanroom attestation verify-quote``: check a raw SGX quote from the command line.
+
+A thin layer over ``attestation.verify``: parse flags, build a ``VerifierPolicy`` (a policy file
+overridden by flags), verify, print. Exit codes: 0 accepted, 1 refused, 2 usage error. The wall
+clock is read here, at the edge, and only when ``--now`` is not given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from attestation.verify import VerificationReport, VerifierPolicy, evaluate_quote
+from protocol.errors import PolicyInvalid
+
+__all__ = ["EXIT_ACCEPTED", "EXIT_REFUSED", "EXIT_USAGE", "main", "print_report", "register"]
+
+EXIT_ACCEPTED = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    """A flag or an input file is unusable; reported with exit code 2."""
+
+
+def print_report(report: VerificationReport, as_json: bool, file: TextIO | None = None) -> None:
+    """Print a report as a human summary or as JSON; shared with ``cleanroom verify``."""
+    out = sys.stdout if file is None else file
+    if as_json:
+        print(json.dumps(report.to_json_dict(), indent=2), file=out)
+    else:
+        print("\n".join(report.summary_lines()), file=out)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``attestation`` command group to a ``parser.add_subparsers()`` object.
+
+    Each leaf command sets ``func``: call ``args.func(args)`` to run it and get its exit code.
+    """
+    group = subparsers.add_parser("attestation", help="inspect and verify SGX attestation")
+    commands = group.add_subparsers(dest="attestation_command", metavar="COMMAND", required=True)
+    vq = commands.add_parser(
+        "verify-quote",
+        help="verify a raw SGX DCAP quote against collateral and a verifier policy",
+        description="Verify a raw SGX quote. Flags override the --verifier-policy file.",
+    )
+    vq.add_argument("quote", metavar="QUOTE", type=Path, help="raw quote file")
+    vq.add_argument(
+        "--collateral",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="collateral JSON (dcap-qvl QuoteCollateralV3 layout)",
+    )
+    vq.add_argument(
+        "--now",
+        type=int,
+        metavar="UNIX",
+        help="verification time in Unix seconds (default: the wall clock)",
+    )
+    vq.add_argument("--verifier-policy", type=Path, metavar="FILE", help="verifier policy TOML")
+    vq.add_argument(
+        "--mrenclave",
+        action="append",
+        metavar="HEX",
+        help="allowed MRENCLAVE (repeatable; replaces the policy's list)",
+    )
+    vq.add_argument("--mrsigner", metavar="HEX", help="required MRSIGNER")
+    vq.add_argument("--isv-prod-id", type=int, metavar="N", help="required ISVPRODID")
+    vq.add_argument("--min-isv-svn", type=int, metavar="N", help="minimum ISVSVN")
+    vq.add_argument(
+        "--allow-status",
+        action="append",
+        metavar="STATUS",
+        help="allowed TCB status (repeatable; replaces the policy's list)",
+    )
+    vq.add_argument("--report-data", metavar="HEX", help="expected 64-byte REPORTDATA")
+    vq.add_argument(
+        "--insecure-allow-simulation",
+        action="store_true",
+        help="INSECURE: accept quotes signed by a simulation PKI",
+    )
+    vq.add_argument(
+        "--simulation-root",
+        type=Path,
+        metavar="DERFILE",
+        help="simulation root CA certificate (DER) to verify against",
+    )
+    vq.add_argument("--json", action="store_true", help="print the report as JSON")
+    vq.set_defaults(func=_cmd_verify_quote)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        raise _UsageError(f"cannot read {what} file {path}") from None
+
+
+def _policy_from_args(args: argparse.Namespace) -> VerifierPolicy:
+    policy = VerifierPolicy()
+    if args.verifier_policy is not None:
+        policy = VerifierPolicy.from_toml(args.verifier_policy)
+    changes: dict[str, Any] = {}
+    if args.mrenclave:
+        changes["mr_enclaves"] = tuple(args.mrenclave)
+    for flag in ("mrsigner", "isv_prod_id", "min_isv_svn"):
+        if getattr(args, flag) is not None:
+            changes["mr_signer" if flag == "mrsigner" else flag] = getattr(args, flag)
+    if args.allow_status:
+        changes["allowed_statuses"] = tuple(args.allow_status)
+    if args.insecure_allow_simulation:
+        changes["allow_simulation"] = True
+    return policy.replace(**changes)
+
+
+def _cmd_verify_quote(args: argparse.Namespace) -> int:
+    try:
+        policy = _policy_from_args(args)
+        quote = _read(args.quote, "quote")
+        collateral = _read(args.collateral, "collateral").decode("utf-8", errors="replace")
+        root = None if args.simulation_root is None else _read(args.simulation_root, "root")
+        expected = None
+        if args.report_data is not None:
+            try:
+                expected = bytes.fromhex(args.report_data)
+            except ValueError:
+                raise _UsageError("--report-data must be hex") from None
+            if len(expected) != 64:
+                raise _UsageError("--report-data must be 64 bytes (128 hex digits)")
+    except (_UsageError, PolicyInvalid) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if policy.allow_simulation:
+        print("WARNING: --insecure-allow-simulation: simulated quotes prove nothing", file=sys.stderr)
+    now = int(time.time()) if args.now is None else args.now
+    try:
+        report = evaluate_quote(
+            quote,
+            collateral,
+            now=now,
+            policy=policy,
+            root_ca_der=root,
+            expected_report_data=expected,
+        )
+    except ValueError as exc:  # an argument the verifier cannot take, e.g. --now out of range
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print_report(report, args.json)
+    return EXIT_ACCEPTED if report.accepted else EXIT_REFUSED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m cleanroom.attestation_cli attestation ...``)."""
+    parser = argparse.ArgumentParser(prog="cleanroom")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
