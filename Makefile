@@ -21,7 +21,7 @@ $(STAMP): requirements/enclave.txt requirements/dev.txt pyproject.toml
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "$(PYTHON_BIN) not found: install Python 3.11 (Debian: apt-get install python3 python3-venv)"; exit 1; }
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 demo: $(STAMP)

@@ -1,0 +1,153 @@
+# Gramine targets for the enclave. The top-level Makefile does `include manifests/gramine.mk`
+# and provides $(VENV)/.stamp (the dev venv). Run everything from the project root: the manifest
+# trusts enclave/, protocol/ and attestation/ by paths relative to the working directory.
+#
+#   make enclave-venv          minimal venv for the enclave (numpy, cryptography, msgpack only)
+#   make gramine-check         render + check the manifest for sgx and direct, without Gramine
+#   make gramine-manifest      render with the real gramine-manifest (SGX=1 for the sgx profile)
+#   make gramine-direct        host + demo with the enclave under gramine-direct (no SGX)
+#   SGX=1 make gramine-sgx     sign, print the measurement, host + demo under gramine-sgx
+#   make measurement           MRENCLAVE/MRSIGNER of the signed enclave
+
+VENV ?= .venv
+PYTHON ?= $(VENV)/bin/python
+ENCLAVE_VENV ?= .venv-enclave
+ENCLAVE_PYTHON := $(ENCLAVE_VENV)/bin/python
+# The enclave runs CPython 3.11 (the template trusts cpython-311 byte-code).
+PYTHON311 ?= python3.11
+
+SGX ?= 0
+DEBUG ?= 0
+RA_TYPE ?= dcap
+ARCH_LIBDIR ?= /lib/$(shell $(CC) -dumpmachine)
+GRAMINE_MODE := $(if $(filter 1,$(SGX)),sgx,direct)
+GRAMINE_DEBUG := $(if $(filter 1,$(DEBUG)),true,false)
+GRAMINE_LOG_LEVEL := $(if $(filter 1,$(DEBUG)),debug,error)
+
+MANIFEST_TEMPLATE := manifests/cleanroom-enclave.manifest.template
+GRAMINE_BUILD ?= build/gramine
+# gramine-direct/gramine-sgx take this path minus the .manifest(.sgx) suffix.
+GRAMINE_APP = $(GRAMINE_BUILD)/$(1)/cleanroom-enclave
+# Sealed state, one directory per mode: the two modes encrypt with different keys.
+STATE_DIR_sgx ?= state/gramine-sgx
+STATE_DIR_direct ?= state/gramine-direct
+# Empty: gramine-sgx-sign's default key ($XDG_CONFIG_HOME/gramine/enclave-key.pem).
+SGX_SIGNING_KEY ?=
+# A fixed SIGSTRUCT date makes the .sig reproducible (the date is not part of MRENCLAVE).
+SGX_SIGN_DATE ?= 0000-00-00
+
+# How to run the untrusted host and the demo against it; adjust to the host's CLI.
+HOST_PORT ?= 8080
+HOST_URL ?= http://127.0.0.1:$(HOST_PORT)
+HOST_CMD ?= $(PYTHON) -m host --port $(HOST_PORT)
+HEALTH_URL ?= $(HOST_URL)/v1/health
+DEMO_ARGS ?= --host-url $(HOST_URL)
+# SGX start-up hashes ~100 MiB of trusted files and adds every enclave page: allow minutes.
+GRAMINE_STARTUP_TIMEOUT ?= 600
+
+GRAMINE_DOCS := https://gramine.readthedocs.io/en/stable/installation.html
+
+# $(call gramine_require,tool[ tool...]): stop with install hints unless all tools are present.
+define gramine_require
+	@for tool in $(1); do \
+	  command -v $$tool >/dev/null 2>&1 || { \
+	    echo "$$tool not found. Install Gramine 1.8 or 1.9 ($(GRAMINE_DOCS))." >&2; \
+	    echo "gramine-sgx also needs the SGX DCAP stack: SGX driver (Linux >= 5.11), aesmd with" >&2; \
+	    echo "the ECDSA quote plugins, and a PCCS reachable by the default QPL." >&2; \
+	    echo "Without Gramine you can still run: make gramine-check" >&2; \
+	    exit 1; }; \
+	done
+endef
+
+# $(call gramine_render,MODE): render the manifest for sgx or direct with the real tool.
+# entrypoint is the venv's bin/python, not its realpath: CPython finds pyvenv.cfg next to it.
+define gramine_render
+	@mkdir -p $(GRAMINE_BUILD)/$(1) $(STATE_DIR_$(1))
+	gramine-manifest \
+		-Dentrypoint=$(abspath $(ENCLAVE_PYTHON)) \
+		-Darch_libdir=$(ARCH_LIBDIR) \
+		-Dra_type=$(RA_TYPE) \
+		-Ddebug=$(GRAMINE_DEBUG) \
+		-Dlog_level=$(GRAMINE_LOG_LEVEL) \
+		-Dstate_dir=$(STATE_DIR_$(1)) \
+		-Dmode=$(1) \
+		$(MANIFEST_TEMPLATE) $(call GRAMINE_APP,$(1)).manifest
+endef
+
+# $(call gramine_run_demo,ENCLAVE_COMMAND): start the host with its enclave command replaced,
+# wait until it answers, run the demo, stop the host; the demo's exit status is the result.
+define gramine_run_demo
+	@echo "host: CLEANROOM_ENCLAVE_COMMAND='$(1)' $(HOST_CMD)"
+	@CLEANROOM_ENCLAVE_COMMAND='$(1)' $(HOST_CMD) & host=$$!; \
+	trap 'kill $$host 2>/dev/null; wait $$host 2>/dev/null' EXIT INT TERM; \
+	deadline=$$(( $$(date +%s) + $(GRAMINE_STARTUP_TIMEOUT) )); \
+	until $(PYTHON) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+	    '$(HEALTH_URL)' 2>/dev/null; do \
+	  kill -0 $$host 2>/dev/null || { echo "host exited during start-up" >&2; exit 1; }; \
+	  [ $$(date +%s) -lt $$deadline ] || { echo "no answer from $(HEALTH_URL)" >&2; exit 1; }; \
+	  sleep 2; \
+	done; \
+	$(PYTHON) -m cleanroom.demo $(DEMO_ARGS)
+endef
+
+.PHONY: enclave-venv enclave-pyc gramine-check gramine-manifest gramine-direct gramine-sgx \
+	measurement gramine-clean
+
+# The enclave's venv holds exactly requirements/enclave.txt: no pip, no setuptools (a venv made
+# --without-pip, filled by the dev venv's pip through --python), binary wheels only. Every .pyc
+# is compiled here, before signing: trusted directories are read-only in the enclave, and with
+# PYTHONDONTWRITEBYTECODE=1 Python never tries to write into them.
+enclave-venv: $(ENCLAVE_VENV)/.stamp enclave-pyc
+
+$(ENCLAVE_VENV)/.stamp: requirements/enclave.txt | $(VENV)/.stamp
+	rm -rf $(ENCLAVE_VENV)
+	$(PYTHON311) -m venv --without-pip $(ENCLAVE_VENV)
+	$(PYTHON) -m pip --python $(ENCLAVE_PYTHON) install --no-deps --only-binary=:all: \
+		-r requirements/enclave.txt
+	$(PYTHON) -m pip --python $(ENCLAVE_PYTHON) check
+	$(ENCLAVE_PYTHON) -m compileall -q $(ENCLAVE_VENV)/lib
+	touch $@
+
+# The project's byte-code is checked-hash: CPython verifies it against the (also trusted) source
+# on every import, instead of trusting an mtime the host controls. -f rewrites stale files.
+enclave-pyc:
+	$(if $(wildcard $(ENCLAVE_PYTHON)),$(ENCLAVE_PYTHON),$(PYTHON)) -m compileall -q -f \
+		--invalidation-mode checked-hash enclave protocol attestation
+
+# Works without Gramine: stand-in renderer + checks, for both profiles.
+gramine-check: enclave-pyc | $(VENV)/.stamp
+	$(PYTHON) -m manifests.check --profile sgx
+	$(PYTHON) -m manifests.check --profile direct
+
+gramine-manifest: enclave-venv
+	$(call gramine_require,gramine-manifest)
+	$(call gramine_render,$(GRAMINE_MODE))
+
+gramine-direct: enclave-venv
+	$(call gramine_require,gramine-manifest gramine-direct)
+	$(call gramine_render,direct)
+	@echo "gramine-direct: NO SGX. No quote (the host falls back to the simulation PKI), no"
+	@echo "confidentiality; trusted-file checks are enforced. For testing the manifest only."
+	$(call gramine_run_demo,gramine-direct $(abspath $(call GRAMINE_APP,direct)))
+
+gramine-sgx: enclave-venv
+	$(call gramine_require,gramine-manifest gramine-sgx-sign gramine-sgx-sigstruct-view gramine-sgx)
+	$(call gramine_render,sgx)
+	gramine-sgx-sign $(if $(SGX_SIGNING_KEY),--key $(SGX_SIGNING_KEY)) --date $(SGX_SIGN_DATE) \
+		--manifest $(call GRAMINE_APP,sgx).manifest --output $(call GRAMINE_APP,sgx).manifest.sgx
+	gramine-sgx-sigstruct-view --output-format json $(call GRAMINE_APP,sgx).sig
+	$(call gramine_run_demo,gramine-sgx $(abspath $(call GRAMINE_APP,sgx)))
+
+measurement:
+	@if ! command -v gramine-sgx-sigstruct-view >/dev/null 2>&1; then \
+	  echo "Cannot print the measurement: Gramine is not installed. MRENCLAVE depends on" >&2; \
+	  echo "libpal and gramine-sgx-sign; install Gramine and run: SGX=1 make gramine-sgx" >&2; \
+	  exit 1; \
+	elif [ ! -f $(call GRAMINE_APP,sgx).sig ]; then \
+	  echo "No $(call GRAMINE_APP,sgx).sig yet: run SGX=1 make gramine-sgx first." >&2; \
+	  exit 1; \
+	fi
+	gramine-sgx-sigstruct-view --output-format json $(call GRAMINE_APP,sgx).sig
+
+gramine-clean:
+	rm -rf $(GRAMINE_BUILD)
