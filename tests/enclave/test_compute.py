@@ -1,0 +1,259 @@
+"""The join and aggregation core against independent pure-Python references."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter, defaultdict
+from itertools import combinations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enclave import compute
+from protocol.errors import InvalidInput
+
+
+def _fixed_bytes(seed: int):
+    rng = random.Random(seed)
+    return lambda n: rng.randbytes(n)
+
+
+def _ids(rows: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), 32)
+
+
+def _check_match(left: list[bytes], right: list[bytes]) -> compute.UserMatch:
+    """Compare match_users with a dict-based reference: same code iff same id, -1 iff unmatched."""
+    m = compute.match_users(_ids(left), _ids(right))
+    matched = set(left) & set(right)
+    assert m.n_matched == len(matched)
+    code_of: dict[bytes, int] = {}
+    for ids, codes in ((left, m.left_user), (right, m.right_user)):
+        assert codes.dtype == np.int64 and len(codes) == len(ids)
+        for ident, code in zip(ids, codes.tolist(), strict=True):
+            if ident not in matched:
+                assert code == -1
+                continue
+            assert code_of.setdefault(ident, code) == code
+    assert sorted(code_of.values()) == list(range(len(matched)))
+    return m
+
+
+def _pool(rng: random.Random, n: int) -> list[bytes]:
+    """Distinct digests, many of them sharing long prefixes to force collision handling."""
+    base = rng.randbytes(32)
+    pool = {rng.randbytes(32) for _ in range(n)}
+    pool |= {base[:8] + rng.randbytes(24) for _ in range(n // 4)}  # same first 8 bytes
+    pool |= {bytes([b]) + base[1:] for b in rng.sample(range(256), 4)}  # differ in byte 0 only
+    pool |= {base[:31] + bytes([b]) for b in rng.sample(range(256), 3)}  # differ in the last byte
+    return sorted(pool)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 60), st.integers(0, 60))
+def test_match_against_reference(seed: int, n_left: int, n_right: int) -> None:
+    rng = random.Random(seed)
+    pool = _pool(rng, 12)
+    _check_match([rng.choice(pool) for _ in range(n_left)],
+                 [rng.choice(pool) for _ in range(n_right)])
+
+
+def test_match_prefix_collisions_never_merge() -> None:
+    a, b, c = (b"\x11" * 8 + bytes([x]) * 24 for x in (1, 2, 3))
+    m = _check_match([a, a, b, c], [b, b, a])
+    assert m.n_matched == 2 and m.left_user[3] == -1
+    assert m.left_user[0] != m.left_user[2]
+    # the same first 31 bytes: only the last byte tells them apart
+    d, e = b"\x22" * 31 + b"\x00", b"\x22" * 31 + b"\x01"
+    assert _check_match([d] * 3, [e] * 2).n_matched == 0
+
+
+def test_match_larger_random_data() -> None:
+    rng = np.random.default_rng(7)
+    users = rng.integers(0, 256, (3000, 32), dtype=np.uint8)
+    users[:200, :8] = users[0, :8]  # a big prefix-collision group
+    left = users[rng.integers(0, 2000, 20_000)]
+    right = users[rng.integers(1000, 3000, 15_000)]
+    _check_match([bytes(r) for r in left], [bytes(r) for r in right])
+
+
+def test_match_empty_and_bad_input() -> None:
+    empty = np.empty((0, 32), np.uint8)
+    one = np.zeros((2, 32), np.uint8)
+    m = compute.match_users(empty, one)
+    assert m.n_matched == 0 and m.right_user.tolist() == [-1, -1]
+    assert compute.overlap(compute.match_users(one, one)) == 1
+    with pytest.raises(InvalidInput):
+        compute.match_users(np.zeros((2, 16), np.uint8), one)
+
+
+def test_cohort_codes_mixed_radix() -> None:
+    a = np.array([0, 1, 2, 2], np.uint16)
+    b = np.array([0, 3, 1, 4], np.uint16)
+    codes, n = compute.cohort_codes([a, b], [3, 5])
+    assert n == 15 and codes.tolist() == [0, 8, 11, 14] and codes.dtype == np.int64
+    with pytest.raises(InvalidInput):
+        compute.cohort_codes([a, b], [3, 4])
+    with pytest.raises(InvalidInput):
+        compute.cohort_codes([a], [3, 5])
+
+
+def _many_rows_dataset():
+    """User 0 has 40 rows over 10 cohorts; users 1..5 are small; -1 rows are unmatched."""
+    users = [0] * 40 + [1, 1, 2, 3, 3, 3, 4, 5, -1, -1]
+    cohorts = [i % 10 for i in range(40)] + [0, 1, 2, 3, 3, 3, 5, 6, 7, 8]
+    return np.array(users, np.int64), np.array(cohorts, np.int64)
+
+
+def test_bounding_caps_a_heavy_user() -> None:
+    users, cohorts = _many_rows_dataset()
+    keep = compute.bound_contributions(users, cohorts, 6, max_cohorts_per_user=3,
+                                       max_rows_per_user_per_cohort=2, random_bytes=os.urandom)
+    kept = Counter(zip(users[keep].tolist(), cohorts[keep].tolist(), strict=True))
+    assert len({c for u, c in kept if u == 0}) == 3
+    assert all(n <= 2 for n in kept.values())
+    assert sum(n for (u, _), n in kept.items() if u == 0) == 6
+    small = users > 0
+    assert keep[small].sum() == 7  # only user 3 is over a bound: 3 rows in cohort 3, Linf = 2
+    assert keep[small & (users != 3)].all()
+    assert not keep[users < 0].any()
+
+
+def test_bounding_is_uniform() -> None:
+    users, cohorts = _many_rows_dataset()
+    draw = _fixed_bytes(3)
+    chosen: Counter[int] = Counter()
+    rows_chosen: Counter[int] = Counter()
+    trials = 3000
+    for _ in range(trials):
+        keep = compute.bound_contributions(users, cohorts, 6, max_cohorts_per_user=2,
+                                           max_rows_per_user_per_cohort=1, random_bytes=draw)
+        sel = keep & (users == 0)
+        chosen.update(cohorts[sel].tolist())
+        rows_chosen.update(np.flatnonzero(sel & (cohorts == 0)).tolist())
+    # each of 10 cohorts is chosen with probability 2/10; each of its 4 rows then with 1/4
+    for c in range(10):
+        assert abs(chosen[c] / trials - 0.2) < 0.04
+    for row in (0, 10, 20, 30):
+        assert abs(rows_chosen[row] / (0.2 * trials) - 0.25) < 0.08
+
+
+def test_bounding_without_limits_keeps_all_matched_rows() -> None:
+    users, cohorts = _many_rows_dataset()
+    keep = compute.bound_contributions(users, cohorts, 6, max_cohorts_per_user=100,
+                                       max_rows_per_user_per_cohort=1000, random_bytes=os.urandom)
+    assert keep.tolist() == (users >= 0).tolist()
+    with pytest.raises(InvalidInput):
+        compute.bound_contributions(users, cohorts, 6, max_cohorts_per_user=0,
+                                    max_rows_per_user_per_cohort=1, random_bytes=os.urandom)
+
+
+def test_per_user_metric_exact_and_clamped() -> None:
+    rng = random.Random(5)
+    n_users = 30
+    users = [rng.randrange(-1, n_users) for _ in range(500)]
+    values = [rng.randrange(-(2**55), 2**55) for _ in range(500)]
+    lo, hi = -(2**53) - 1, 2**54 + 3  # beyond float64's exact integers
+    got = compute.per_user_metric(np.array(users), np.array(values), n_users, lo=lo, hi=hi,
+                                  max_rows_per_user=1000, random_bytes=os.urandom)
+    expected = [0] * n_users
+    for u, v in zip(users, values, strict=True):
+        if u >= 0:
+            expected[u] += min(max(v, lo), hi)
+    assert got.dtype == np.int64 and got.tolist() == expected
+
+
+def test_per_user_metric_bounds_rows() -> None:
+    users = np.array([0] * 6 + [1, 2, 2], np.int64)
+    values = np.array([1, 20, 300, 4000, 50000, 600000, 7, 8, 9], np.int64)
+    seen = set()
+    for _ in range(200):
+        got = compute.per_user_metric(users, values, 3, lo=0, hi=10**6, max_rows_per_user=2,
+                                      random_bytes=os.urandom)
+        assert got[1:].tolist() == [7, 17]
+        seen.add(int(got[0]))
+    assert seen == {a + b for a, b in combinations(values[:6].tolist(), 2)}
+
+
+def test_check_no_overflow() -> None:
+    assert compute.check_no_overflow(10**6, -100, 10**9) == 10**15
+    with pytest.raises(InvalidInput):
+        compute.check_no_overflow(2**40, 0, 2**23)
+    with pytest.raises(InvalidInput):
+        compute.check_no_overflow(10, 5, 4)
+
+
+def _reference_aggregate(users, cohorts, keep, n_cohorts, user_metric):
+    members = defaultdict(set)
+    rows = [0] * n_cohorts
+    for u, c, k in zip(users, cohorts, keep, strict=True):
+        if k and u >= 0:
+            members[c].add(u)
+            rows[c] += 1
+    n_users = [len(members[c]) for c in range(n_cohorts)]
+    total = [sum(user_metric[u] for u in members[c]) for c in range(n_cohorts)]
+    return n_users, rows, total
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32), st.integers(1, 300))
+def test_aggregate_against_reference(seed: int, n_rows: int) -> None:
+    rng = random.Random(seed)
+    n_users, n_cohorts = rng.randrange(1, 20), rng.randrange(1, 12)
+    users = [rng.randrange(-1, n_users) for _ in range(n_rows)]
+    cohorts = [rng.randrange(n_cohorts) for _ in range(n_rows)]
+    keep = [rng.random() < 0.8 for _ in range(n_rows)]
+    metric = [rng.randrange(-(2**58), 2**58) for _ in range(n_users)]
+    got = compute.aggregate(np.array(users), np.array(cohorts), n_cohorts,
+                            np.array(metric, np.int64), np.array(keep))
+    ref = _reference_aggregate(users, cohorts, keep, n_cohorts, metric)
+    assert (got.users.tolist(), got.rows.tolist(), got.metric_sum.tolist()) == ref
+    assert got.users.dtype == got.rows.dtype == got.metric_sum.dtype == np.int64
+
+
+def test_aggregate_without_metric_and_bad_cohort() -> None:
+    got = compute.aggregate(np.array([0, 0, 1]), np.array([1, 1, 1]), 3, None,
+                            np.ones(3, bool))
+    assert got.users.tolist() == [0, 2, 0] and got.rows.tolist() == [0, 3, 0]
+    assert got.metric_sum is None
+    with pytest.raises(InvalidInput):
+        compute.aggregate(np.array([0]), np.array([3]), 3, None, np.ones(1, bool))
+
+
+def test_end_to_end_small_join() -> None:
+    """match -> cohorts -> bound (unlimited) -> metric -> aggregate, against a dict join."""
+    rng = random.Random(11)
+    pool = _pool(rng, 40)
+    left = [rng.choice(pool) for _ in range(400)]
+    dims = [rng.randrange(4) for _ in range(400)]
+    right = [rng.choice(pool) for _ in range(300)]
+    vals = [rng.randrange(0, 10_000) for _ in range(300)]
+    m = compute.match_users(_ids(left), _ids(right))
+    codes, n_c = compute.cohort_codes([np.array(dims, np.uint16)], [4])
+    keep = compute.bound_contributions(m.left_user, codes, m.n_matched, max_cohorts_per_user=4,
+                                       max_rows_per_user_per_cohort=10**6,
+                                       random_bytes=os.urandom)
+    metric = compute.per_user_metric(m.right_user, np.array(vals), m.n_matched, lo=0,
+                                     hi=10**6, max_rows_per_user=10**6, random_bytes=os.urandom)
+    got = compute.aggregate(m.left_user, codes, n_c, metric, keep)
+    totals: Counter[bytes] = Counter()
+    for ident, v in zip(right, vals, strict=True):
+        totals[ident] += v
+    members, rows = defaultdict(set), Counter()
+    for ident, d in zip(left, dims, strict=True):
+        if ident in totals:
+            members[d].add(ident)
+            rows[d] += 1
+    assert got.users.tolist() == [len(members[d]) for d in range(4)]
+    assert got.rows.tolist() == [rows[d] for d in range(4)]
+    assert got.metric_sum.tolist() == [sum(totals[i] for i in members[d]) for d in range(4)]
+
+
+def test_sensitivities() -> None:
+    s = compute.sensitivities(max_cohorts_per_user=4, max_rows_per_user_per_cohort=3,
+                              max_rows_per_user=5, lo=-7, hi=2)
+    assert (s.users_l1, s.rows_l1, s.metric_l1) == (4, 12, 4 * 5 * 7)
+    assert (s.users_l2_sq, s.rows_l2_sq, s.metric_l2_sq) == (4, 36, 4 * 35**2)
