@@ -1,0 +1,145 @@
+"""Encrypt one upload into the HTTP record stream of ``protocol/upload.py`` (DESIGN.md §6).
+
+A fresh 256-bit data key encrypts the plaintext batches as AES-256-GCM chunks; the key itself is
+HPKE-wrapped to the enclave's attested ``enc_pub`` and travels in the signed upload header, so
+only that enclave can read the data and the host cannot substitute or splice an upload.
+
+``UploadEncryptor.records(batches)`` is a generator: it holds one batch of plaintext and one of
+ciphertext at a time (one batch of look-ahead decides the last-chunk flag), so a large file never
+sits in memory. The running upload digest is the one the enclave puts in its receipt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+
+from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
+
+from cleanroom.keys import PartyKeys
+from protocol.errors import InvalidInput
+from protocol.policy import Dataset, Policy
+from protocol.upload import (
+    CHUNK_MAX_PLAINTEXT,
+    CHUNK_MIN_PLAINTEXT,
+    DATA_KEY_BYTES,
+    RECORD_HEADER,
+    UPLOAD_HEADER_LABEL,
+    chunk_aad,
+    chunk_nonce,
+    hpke_info,
+    upload_digest_init,
+)
+from protocol.wire import canonical_packb, pack_document
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "HPKE_SUITE", "UploadEncryptor"]
+
+DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+HPKE_SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
+
+
+def _record(payload: bytes) -> bytes:
+    return RECORD_HEADER.pack(len(payload)) + payload
+
+
+class UploadEncryptor:
+    """One upload: a fresh data key, its signed header, and the encrypted chunk records.
+
+    Args:
+        keys: the uploading party's keys (signs the header).
+        policy: the agreed policy (collaboration id and hash go into the header and HPKE info).
+        dataset: the policy dataset being uploaded; ``keys.party_id`` must own it.
+        enc_pub: the enclave's X25519 key, pinned from a verified attestation.
+        chunk_size: maximum plaintext bytes per chunk (``protocol.upload`` bounds; the CLI
+            offers 1 to 8 MiB).
+        now: unix time for ``created_at`` (default: the clock).
+    """
+
+    def __init__(
+        self,
+        keys: PartyKeys,
+        policy: Policy,
+        dataset: Dataset,
+        enc_pub: bytes,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        now: int | None = None,
+    ) -> None:
+        if not CHUNK_MIN_PLAINTEXT <= chunk_size <= CHUNK_MAX_PLAINTEXT:
+            raise InvalidInput(f"chunk size must be between {CHUNK_MIN_PLAINTEXT} and "
+                               f"{CHUNK_MAX_PLAINTEXT} bytes")
+        if dataset.owner != keys.party_id:
+            raise InvalidInput(f"dataset {dataset.name!r} belongs to party {dataset.owner!r}, "
+                               f"not {keys.party_id!r}")
+        self.chunk_size = chunk_size
+        self.upload_id = os.urandom(16)
+        data_key = os.urandom(DATA_KEY_BYTES)
+        wrapped = HPKE_SUITE.encrypt(
+            data_key,
+            x25519.X25519PublicKey.from_public_bytes(enc_pub),
+            info=hpke_info(policy.collaboration_id, policy.hash, keys.party_id, dataset.name),
+        )
+        self.header = {
+            "collaboration_id": policy.collaboration_id,
+            "policy_hash": policy.hash,
+            "party": keys.party_id,
+            "dataset": dataset.name,
+            "upload_id": self.upload_id,
+            "created_at": int(time.time()) if now is None else now,
+            "hpke_enc": wrapped,
+            "chunk_size": chunk_size,
+            "schema": [[name, kind] for name, kind in dataset.schema()],
+        }
+        self.header_bytes = pack_document("upload_header", self.header)
+        self.signature = keys.sign(UPLOAD_HEADER_LABEL, self.header_bytes)
+        self._aead: AESGCM | None = AESGCM(data_key)
+        self._digest = upload_digest_init(self.header_bytes, self.signature)
+        self.chunks = 0
+        self.plaintext_bytes = 0
+        self.sent_bytes = 0
+        self.finished = False
+
+    @property
+    def digest(self) -> bytes:
+        """The upload digest (as in the enclave's receipt); valid once ``records`` is exhausted."""
+        if not self.finished:
+            raise RuntimeError("the upload has not been fully produced yet")
+        return self._digest.digest()
+
+    def records(self, batches: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield the HTTP body: the header record, then one record per encrypted batch.
+
+        :raise InvalidInput: no batch at all (an empty dataset), or a batch over ``chunk_size``.
+        """
+        if self._aead is None:
+            raise RuntimeError("an UploadEncryptor produces its records only once")
+        aead, self._aead = self._aead, None  # a data key must never encrypt two streams
+        head = _record(canonical_packb({"header": self.header_bytes, "signature": self.signature}))
+        self.sent_bytes += len(head)
+        yield head
+        iterator = iter(batches)
+        pending = next(iterator, None)
+        if pending is None:
+            raise InvalidInput("the dataset has no rows; nothing to upload")
+        index = 0
+        while pending is not None:
+            following = next(iterator, None)
+            last = following is None
+            if len(pending) > self.chunk_size:
+                raise InvalidInput("a batch is larger than the upload's chunk size")
+            payload = (b"\x01" if last else b"\x00") + aead.encrypt(
+                chunk_nonce(index), pending, chunk_aad(self.header_bytes, index, last)
+            )
+            self._digest.update(payload)
+            self.plaintext_bytes += len(pending)
+            record = _record(payload)
+            self.sent_bytes += len(record)
+            self.chunks = index + 1
+            if last:
+                self.finished = True
+            yield record
+            pending, index = following, index + 1
+

@@ -1,0 +1,162 @@
+"""The ``cleanroom`` command line: help texts, exit codes, keygen, policy tools, offline check."""
+
+import hashlib
+import json
+
+import pytest
+
+from attestation.simulated import SIM_MR_ENCLAVE
+from cleanroom.cli import main
+from cleanroom.keys import PartyKeys
+from cleanroom.results import save_result, verify_signed_result
+from protocol.policy import parse_policy
+from protocol.upload import RESULT_LABEL
+from protocol.wire import pack_document
+
+ROOT_POLICY = "policies/advertiser-publisher.toml"
+
+HELP = {
+    ("keygen",): "key pair",
+    ("policy",): "policy files",
+    ("policy", "hash"): "SHA-256",
+    ("policy", "bind-keys"): "public keys into a policy",
+    ("verify",): "attestation",
+    ("upload",): "upload one of your datasets",
+    ("uploads",): "uploads the enclave has accepted",
+    ("query",): "Run an analysis",
+    ("check",): "saved signed result offline",
+}
+
+
+@pytest.mark.parametrize(("command", "purpose"), HELP.items(), ids=[" ".join(c) for c in HELP])
+def test_help_for_every_command(command, purpose, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert purpose in capsys.readouterr().out
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("keygen", "policy", "verify", "upload", "uploads", "query", "check"):
+        assert command in out
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "--host", "http://x"])
+    assert exit_info.value.code == 2
+
+
+def test_verify_without_a_verifier_policy_is_a_usage_error(example_policy, capsys):
+    assert main(["verify", "--host", "http://127.0.0.1:9", "--policy", str(example_policy)]) == 2
+    assert "--verifier-policy FILE is required" in capsys.readouterr().err
+
+
+def test_unreachable_host_is_a_clean_error(example_policy, capsys):
+    code = main(["verify", "--host", "http://127.0.0.1:9", "--policy", str(example_policy),
+                 "--insecure-allow-simulation"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "WARNING: --insecure-allow-simulation" in err
+    assert "error [enclave_unavailable]:" in err and "Traceback" not in err
+
+
+def test_keygen_writes_files_and_refuses_to_overwrite(tmp_path, capsys):
+    assert main(["keygen", "--party", "publisher", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "publisher.key.json").exists() and (tmp_path / "publisher.pub.json").exists()
+    assert main(["keygen", "--party", "publisher", "--out", str(tmp_path)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["keygen", "--party", "Bad Name", "--out", str(tmp_path)]) == 1
+    assert "error [invalid_input]" in capsys.readouterr().err
+
+
+def test_policy_hash(example_policy, capsys):
+    assert main(["policy", "hash", str(example_policy)]) == 0
+    assert capsys.readouterr().out.startswith(hashlib.sha256(example_policy.read_bytes()).hexdigest())
+
+
+def test_invalid_policy_is_reported(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("format = 1\nsurprise = true\n")
+    assert main(["policy", "hash", str(bad)]) == 1
+    assert "error [policy_invalid]" in capsys.readouterr().err
+
+
+@pytest.fixture
+def example_policy(tmp_path):
+    from pathlib import Path
+
+    path = tmp_path / "example.toml"
+    path.write_bytes((Path(__file__).resolve().parents[2] / ROOT_POLICY).read_bytes())
+    return path
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_bind_keys_rewrites_only_the_key_values(tmp_path, example_policy, newline, capsys):
+    original = example_policy.read_bytes().replace(b"\n", newline)
+    example_policy.write_bytes(original)
+    keys_dir = tmp_path / "keys"
+    keys = {p: PartyKeys.generate(p) for p in ("publisher", "advertiser", "stranger")}
+    for k in keys.values():
+        k.save(keys_dir)
+    out = tmp_path / "bound.toml"
+    assert main(["policy", "bind-keys", str(example_policy), "--keys", str(keys_dir),
+                 "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    new = out.read_bytes()
+    assert hashlib.sha256(new).hexdigest() in printed and "stranger" in printed
+    policy = parse_policy(new)
+    for party_id in ("publisher", "advertiser"):
+        party = policy.party(party_id)
+        assert party.signing_key == keys[party_id].signing_public
+        assert party.result_key == keys[party_id].result_public
+    # Undo exactly the four key substitutions: every other byte must be the original's.
+    old_policy = parse_policy(original)
+    restored = new
+    for party_id in ("publisher", "advertiser"):
+        old, fresh = old_policy.party(party_id), policy.party(party_id)
+        restored = restored.replace(fresh.signing_key.hex().encode(), old.signing_key.hex().encode())
+        restored = restored.replace(fresh.result_key.hex().encode(), old.result_key.hex().encode())
+    assert restored == original
+
+
+def test_bind_keys_with_no_matching_party(tmp_path, example_policy, capsys):
+    PartyKeys.generate("stranger").save(tmp_path / "keys")
+    assert main(["policy", "bind-keys", str(example_policy), "--keys", str(tmp_path / "keys"),
+                 "-o", str(tmp_path / "out.toml")]) == 1
+    assert "none of the key files" in capsys.readouterr().err
+
+
+def test_check_a_saved_result_offline(tmp_path, policy, policy_bytes, enclave, make_bundle, now,
+                                      capsys):
+    body = pack_document("result", {
+        "collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
+        "query_id": bytes(32), "analysis": "overlap", "kind": "overlap",
+        "requested_by": "publisher", "recipients": ["publisher"], "params": {"group_by": []},
+        "simulated": True, "created_at": now, "columns": ["matched_users"], "rows": [[4321]],
+        "privacy": {"mechanism": "discrete_laplace", "epsilon_charged": "1/5"},
+    })
+    signed = pack_document("signed", {"body": body, "signature": enclave.signing.sign(RESULT_LABEL + body)})
+    saved = tmp_path / "result.json"
+    save_result(saved, verify_signed_result(signed, enclave.sig_pub, policy),
+                make_bundle(enclave, policy_bytes))
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_bytes(policy_bytes)
+    argv = ["check", str(saved), "--policy", str(policy_file), "--now", str(now)]
+    assert main(argv) == 2  # no verifier policy and no opt-in: nothing to verify against
+    verifier_file = tmp_path / "verifier.toml"
+    verifier_file.write_text(f'mr_enclaves = ["{SIM_MR_ENCLAVE.hex()}"]\n')
+    assert main([*argv, "--verifier-policy", str(verifier_file)]) == 1
+    assert "error [simulation_not_allowed]" in capsys.readouterr().err
+    assert main([*argv, "--insecure-allow-simulation"]) == 0
+    out = capsys.readouterr().out
+    assert "result signature: ok" in out and "4,321" in out and "simulated: true" in out
+    assert main([*argv, "--insecure-allow-simulation", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["result"]["rows"] == [[4321]]
