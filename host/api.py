@@ -1,0 +1,328 @@
+"""HTTP API ``/v1`` (docs/api-contract.md): relays opaque bytes between parties and the enclave.
+
+Nothing here decrypts, verifies or interprets a party's data: upload bodies, query requests and
+results are bytes the host forwards and stores. Views stay thin; errors are raised as
+``CleanroomError`` and rendered by ``host/errors.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from host.relay import EnclaveUpload
+from host.storage import ResultStore, UploadStore
+from host.supervisor import EnclaveSupervisor
+from host.upload_stream import UploadHeader, iter_upload_records
+from protocol.errors import (
+    AttestationError,
+    CleanroomError,
+    EnclaveBusy,
+    EnclaveUnavailable,
+    InternalError,
+    NotFound,
+    ProtocolError,
+)
+
+__all__ = ["AttestationService", "Services", "bp"]
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("v1", __name__, url_prefix="/v1")
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_QUERY_ID = re.compile(r"[0-9a-f]{64}")
+
+
+class AttestationService:
+    """Builds attestation bundles; caches the nonce-less one per enclave incarnation.
+
+    In simulation (the enclave returns no quote) the host signs a simulated quote over the
+    enclave's REPORTDATA with the deployment's simulation PKI and says ``simulated: true``; a
+    verifier accepts that only with an explicit opt-in. With a real quote the host attaches the
+    configured DCAP collateral, which Intel signed, so the host cannot forge it either: the
+    file ``CLEANROOM_COLLATERAL_FILE`` if set, else ``host.collateral`` (directory or PCCS, if
+    ``CLEANROOM_COLLATERAL_DIR`` or ``CLEANROOM_PCCS_URL`` is set), else null.
+    """
+
+    def __init__(self, supervisor: EnclaveSupervisor, pki_dir: Path,
+                 collateral_config: Mapping[str, Any], cache_seconds: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._supervisor = supervisor
+        self._pki_dir = pki_dir
+        self._collateral_config = collateral_config
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pki: Any = None
+        self._cached: tuple[int, float, dict[str, Any]] | None = None
+
+    def bundle(self, nonce: bytes | None) -> dict[str, Any]:
+        handle = self._supervisor.handle()
+        generation = handle.info.generation
+        now = self._clock()
+        if nonce is None:
+            with self._lock:
+                cached = self._cached
+            if cached and cached[0] == generation and now - cached[1] < self._cache_seconds:
+                return cached[2]
+        reply = handle.call("attest", {} if nonce is None else {"nonce": nonce},
+                            expect="attestation")
+        bundle = self._build(reply.body, nonce, now)
+        if nonce is None:
+            with self._lock:
+                self._cached = (generation, now, bundle)
+        return bundle
+
+    def _build(self, body: dict[str, Any], nonce: bytes | None, now: float) -> dict[str, Any]:
+        from attestation.report_data import ZERO_NONCE, report_data
+
+        # Not a security check (verifiers redo it); it catches a broken enclave build early.
+        expected = report_data(body["enc_pub"], body["sig_pub"], body["policy_hash"],
+                               body["nonce"])
+        if body["report_data"] != expected or body["nonce"] != (nonce or ZERO_NONCE):
+            raise AttestationError("the enclave's report data does not match its keys")
+        quote = body["quote"]
+        simulated = quote is None
+        root_ca = None
+        if simulated:
+            pki = self._simulation_pki()
+            quote = pki.issue_quote(body["report_data"])
+            collateral = pki.collateral_json(int(now))
+            root_ca = _b64(pki.root_ca_der)
+        else:
+            collateral = self._real_collateral(quote, int(now))
+        return {
+            "format": 1,
+            "mode": body["mode"],
+            "simulated": simulated,
+            "quote": _b64(quote),
+            "collateral": collateral,
+            "enc_pub": body["enc_pub"].hex(),
+            "sig_pub": body["sig_pub"].hex(),
+            "policy": _b64(body["policy"]),
+            "policy_hash": body["policy_hash"].hex(),
+            "nonce": body["nonce"].hex(),
+            "simulation_root_ca": root_ca,
+        }
+
+    def _simulation_pki(self) -> Any:
+        with self._lock:
+            if self._pki is None:
+                # Imported here: only simulation deployments need it, and it is never in the TCB.
+                from attestation.simulated import SimulationPki
+
+                self._pki = SimulationPki.load_or_create(self._pki_dir)
+            return self._pki
+
+    def _real_collateral(self, quote: bytes, now: int) -> str | None:
+        config = self._collateral_config
+        path = config.get("CLEANROOM_COLLATERAL_FILE")
+        if path is not None:
+            try:
+                return Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                log.error("cannot read the collateral file: %s", type(exc).__name__)
+                raise AttestationError("collateral is configured but unreadable") from exc
+        if config.get("CLEANROOM_COLLATERAL_DIR") or config.get("CLEANROOM_PCCS_URL"):
+            # Imported only when configured: fetching collateral is optional for the host.
+            from host.collateral import collateral_for_quote
+
+            return collateral_for_quote(config, quote, now)
+        return None
+
+
+@dataclass
+class Services:
+    """What the views need, built once by ``create_app`` and kept in ``app.extensions``."""
+
+    supervisor: EnclaveSupervisor
+    uploads: UploadStore
+    results: ResultStore
+    attestation: AttestationService
+    upload_slots: threading.BoundedSemaphore
+    max_upload_bytes: int
+
+
+def _services() -> Services:
+    return current_app.extensions["cleanroom"]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# health and attestation
+
+
+@bp.get("/health")
+def health() -> dict[str, Any]:
+    reply = _services().supervisor.handle().call("health", {}, expect="status")
+    return {"status": "ok", "enclave": reply.body}
+
+
+@bp.get("/attestation")
+def attestation() -> dict[str, Any]:
+    nonce_hex = request.args.get("nonce")
+    nonce = None
+    if nonce_hex is not None:
+        if not _HEX64.fullmatch(nonce_hex):
+            raise ProtocolError("nonce must be 64 hex digits")
+        nonce = bytes.fromhex(nonce_hex)
+    return _services().attestation.bundle(nonce)
+
+
+# uploads
+
+
+@bp.post("/uploads")
+def create_upload() -> tuple[dict[str, Any], int]:
+    services = _services()
+    # Refuse rather than queue: each upload holds a thread and an open enclave stream.
+    if not services.upload_slots.acquire(blocking=False):
+        raise EnclaveBusy()
+    try:
+        request.max_content_length = services.max_upload_bytes
+        return _relay_upload(services), 201
+    finally:
+        services.upload_slots.release()
+
+
+def _relay_upload(services: Services) -> dict[str, Any]:
+    """Stream records to the enclave and to a temp file; store durably before the commit."""
+    records = iter_upload_records(request.stream, max_bytes=services.max_upload_bytes)
+    first = next(records)
+    assert isinstance(first, UploadHeader)
+    handle = services.supervisor.handle()  # pinned: every chunk goes to this same enclave
+    with services.uploads.new_upload() as writer:
+        writer.write_record(first.raw)
+        upload = EnclaveUpload.begin(handle.call, first.header, first.signature)
+        try:
+            for chunk in records:
+                writer.write_record(b"\x01" if chunk.last else b"\x00", chunk.data)
+                upload.chunk(chunk.last, chunk.data)
+            if upload.ready is None:
+                raise InternalError("upload ended without a last chunk")
+            # Rename, index and enclave commit as one step, so the index lists uploads in the
+            # order the enclave committed them (the replay order after a restart).
+            with services.uploads.commit_lock:
+                services.uploads.commit(writer, upload.upload_id)
+                try:
+                    receipt = upload.commit()
+                except EnclaveUnavailable:
+                    # Whether the enclave sealed it is unknown: keep the file, and let the
+                    # replay after the restart settle it (re-ingested or quarantined).
+                    raise
+                except CleanroomError:
+                    services.uploads.remove(upload.upload_id)
+                    raise
+        except BaseException:
+            upload.abort_quietly()
+            raise
+    ready = upload.ready.body
+    log.info("upload %s accepted (%d bytes stored)", upload.upload_id.hex(), writer.size)
+    return {
+        "upload_id": upload.upload_id.hex(),
+        "rows": ready["rows"],
+        "digest": ready["digest"].hex(),
+        "receipt": _b64(receipt.body["receipt"]),
+        "signature": _b64(receipt.body["signature"]),
+    }
+
+
+@bp.get("/uploads")
+def list_uploads() -> dict[str, Any]:
+    reply = _services().supervisor.handle().call("list_uploads", {}, expect="uploads")
+    return {"uploads": [_upload_entry(entry) for entry in reply.body["uploads"]]}
+
+
+def _upload_entry(entry: object) -> dict[str, Any]:
+    if not isinstance(entry, dict) or not all(isinstance(k, str) for k in entry):
+        raise InternalError("enclave sent a malformed upload list")
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        if isinstance(value, bytes):
+            out[key] = value.hex()
+        elif value is None or isinstance(value, str | int | float):
+            out[key] = value
+        else:
+            raise InternalError("enclave sent a malformed upload list")
+    return out
+
+
+# queries and results
+
+
+@bp.post("/queries")
+def run_query() -> dict[str, Any]:
+    payload = _json_object({"request", "signature"})
+    body = {"request": _b64_field(payload, "request"),
+            "signature": _b64_field(payload, "signature")}
+    services = _services()
+    reply = services.supervisor.handle().call("query", body, expect="query_result")
+    query_id: bytes = reply.body["query_id"]
+    results = reply.body["results"]
+    if not all(isinstance(k, str) and isinstance(v, bytes) for k, v in results.items()):
+        raise InternalError("enclave sent malformed results")
+    document = {"query_id": query_id.hex(), "results": {k: _b64(v) for k, v in results.items()}}
+    try:
+        services.results.put(query_id, document)
+    except OSError:
+        # The budget is already spent: losing the answer would be worse than not storing it.
+        log.exception("could not store the results of query %s", query_id.hex())
+    return document
+
+
+@bp.get("/results/<query_id>")
+def get_result(query_id: str) -> dict[str, Any]:
+    if not _QUERY_ID.fullmatch(query_id):
+        raise ProtocolError("query id must be 64 lowercase hex digits")
+    document = _services().results.get(query_id)
+    if document is None:
+        raise NotFound("no stored result for this query id")
+    return document
+
+
+def _json_object(fields: set[str]) -> dict[str, Any]:
+    """The request body as a JSON object with exactly ``fields``; anything else is bad_message."""
+    raw = request.get_data(cache=False)
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ProtocolError("duplicate key in JSON body")
+        return dict(pairs)
+
+    def no_constants(name: str) -> None:
+        raise ProtocolError("JSON body must not contain NaN or Infinity")
+
+    try:
+        payload = json.loads(raw, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("body is not valid JSON") from exc
+    if not isinstance(payload, dict):
+        raise ProtocolError("body must be a JSON object")
+    if set(payload) != fields:
+        raise ProtocolError(f"body must have exactly the fields {sorted(fields)}")
+    return payload
+
+
+def _b64_field(payload: dict[str, Any], name: str) -> bytes:
+    value = payload[name]
+    if not isinstance(value, str):
+        raise ProtocolError(f"{name} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProtocolError(f"{name} is not valid base64") from exc
