@@ -23,7 +23,7 @@ from protocol.errors import MessageTooLarge
 from protocol.wire import FRAME_HEADER, MAX_FRAME_BYTES, encode_frame, pack
 
 DEV_ATTESTATION = Path("/dev/attestation")
-SEALED_STATE_FILE = "enclave-state.sealed"
+SEALED_STATE_PREFIX = "collaboration-"  # + policy hash hex + ".sealed"
 # Simulation and gramine-direct have no hardware sealing key. This file makes restarts work
 # there; anyone who can read the host's disk can read it, hence the name.
 INSECURE_KEY_FILE = "INSECURE-simulation-sealing.key"
@@ -42,8 +42,21 @@ def _sealing_root_key(mode: str, state_dir: Path) -> bytes:
     return path.read_bytes()
 
 
-def _atomic_writer(path: Path):
-    def persist(blob: bytes) -> None:
+def _sealed_path(state_dir: Path, policy_hash: bytes) -> Path:
+    return state_dir / f"{SEALED_STATE_PREFIX}{policy_hash.hex()}.sealed"
+
+
+def _loader(state_dir: Path):
+    def load(policy_hash: bytes) -> bytes | None:
+        path = _sealed_path(state_dir, policy_hash)
+        return path.read_bytes() if path.exists() else None
+
+    return load
+
+
+def _atomic_writer(state_dir: Path):
+    def persist(policy_hash: bytes, blob: bytes) -> None:
+        path = _sealed_path(state_dir, policy_hash)
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as out:
             out.write(blob)
@@ -97,13 +110,12 @@ def main() -> int:
     provision_direct_mode_key(str(DEV_ATTESTATION))
     state_dir.mkdir(parents=True, exist_ok=True)
     provider = QuoteProvider(DEV_ATTESTATION)
-    sealed_path = state_dir / SEALED_STATE_FILE
     session = Session(
         mode=provider.mode,
         quote=provider.quote,
         sealing_key=derive_sealing_key(_sealing_root_key(provider.mode, state_dir)),
-        sealed=sealed_path.read_bytes() if sealed_path.exists() else None,
-        persist=_atomic_writer(sealed_path),
+        load_sealed=_loader(state_dir),
+        persist=_atomic_writer(state_dir),
         noise=ExactLaplaceNoise(),
     )
     with socket.create_connection((host, int(port)), timeout=30) as sock:

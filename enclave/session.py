@@ -1,9 +1,10 @@
 """The enclave's state and the handler of each message (the whole interface, DESIGN.md §7).
 
-Pure apart from three injected edges: ``persist`` (writes sealed bytes), ``clock`` and
-``random_bytes``. Sealed state is written on every change *before* the receipt or result that
-depends on it leaves the enclave, so a crash can lose an unacknowledged upload but never a
-charged budget.
+Pure apart from injected edges: ``load_sealed``/``persist`` (read and write the sealed bytes
+of one collaboration, keyed by its policy hash, so one measured enclave can serve several
+collaborations over time), ``clock`` and ``random_bytes``. Sealed state is written on every
+change *before* the receipt or result that depends on it leaves the enclave, so a crash can
+lose an unacknowledged upload but never a charged budget.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ class Session:
         mode: str,
         quote: Callable[[bytes], bytes | None],
         sealing_key: bytes,
-        sealed: bytes | None,
-        persist: Callable[[bytes], None],
+        load_sealed: Callable[[bytes], bytes | None],
+        persist: Callable[[bytes, bytes], None],
         noise: NoiseSource,
         clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
@@ -80,7 +81,7 @@ class Session:
         self.mode = mode
         self._quote = quote
         self._sealing_key = sealing_key
-        self._sealed = sealed
+        self._load_sealed = load_sealed
         self._persist = persist
         self._noise = noise
         self._clock = clock
@@ -110,8 +111,9 @@ class Session:
             if self._state.policy.hash != policy.hash:
                 raise ConflictError("the enclave already serves another policy")
             return self._ready()
-        if self._sealed is not None:
-            self._state = self._restore(policy, sealing.unseal(self._sealed, self._sealing_key))
+        sealed = self._load_sealed(policy.hash)
+        if sealed is not None:
+            self._state = self._restore(policy, sealing.unseal(sealed, self._sealing_key))
         else:
             self._state = _State(
                 policy=policy,
@@ -136,7 +138,7 @@ class Session:
 
     def _seal(self) -> None:
         state = self._require()
-        self._persist(sealing.seal({
+        self._persist(state.policy.hash, sealing.seal({
             "policy_hash": state.policy.hash,
             "keys": state.keys.to_sealable(),
             "ledger": state.ledger.to_sealable(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import struct
@@ -69,8 +70,9 @@ def test_enclave_process_serves_frames(enclave_process, policy_bytes: bytes, tmp
     reply = peer.send_raw(struct.pack(">I", too_big) + bytes(too_big))
     assert reply.body["code"] == "message_too_large"
     assert peer.call("health", {}).type == "status"
-    sealed = list((tmp_path / "state").iterdir())
-    assert {p.name for p in sealed} >= {"enclave-state.sealed", "INSECURE-simulation-sealing.key"}
+    names = {p.name for p in (tmp_path / "state").iterdir()}
+    policy_hash = hashlib.sha256(policy_bytes).hexdigest()
+    assert names >= {f"collaboration-{policy_hash}.sealed", "INSECURE-simulation-sealing.key"}
 
 
 def test_enclave_process_keeps_its_keys_across_restarts(policy_bytes: bytes, tmp_path: Path) -> None:

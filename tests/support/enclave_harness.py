@@ -29,7 +29,8 @@ class EnclaveHarness:
         self.sealed: list[bytes] = []
         self.session = Session(
             mode="simulation", quote=lambda report_data: None, sealing_key=sealing_key,
-            sealed=sealed, persist=self.sealed.append, noise=noise, clock=clock,
+            load_sealed=lambda policy_hash: sealed, persist=lambda _, blob: self.sealed.append(blob),
+            noise=noise, clock=clock,
         )
         self.ready = self.call("init", {"policy": policy_bytes})
 
