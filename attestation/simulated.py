@@ -10,25 +10,25 @@ a byte-exact SGX quote v3 checked by the same ``dcap_qvl.verify_with_root_ca`` c
     root CRL (by the root), PCK CRL (by the PCK CA)
 
 Only the trust anchor differs, and a verifier accepts it only with an explicit opt-in. The
-measurements default to obviously fake values (``SIM_MR_ENCLAVE``, ``SIM_MR_SIGNER``).
+measurements default to obviously fake values (``SIM_MR_ENCLAVE``, ``SIM_MR_SIGNER``). Certificate,
+CRL and signature helpers live in ``_sim_x509``, the hand-written SGX extension DER in ``_sim_der``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
 
+from attestation._sim_der import SGX_EXTENSION_OID, sgx_extension_der
+from attestation._sim_x509 import crl, intel_date, issue_cert, pem, raw_public_key, sign_raw
 from attestation.quote_layout import (
     ATTRIBUTE_DEBUG,
     INTEL_QE_VENDOR_ID,
@@ -60,7 +60,6 @@ _CPU_SVN = bytes(_COMPONENT_SVNS)
 _PCE_SVN = 13
 _PCE_ID = bytes(2)
 _FMSPC = bytes.fromhex("00C1EA000000")
-_SGX_TYPE_STANDARD = 0
 # The simulated quoting enclave; the QE identity we sign names exactly these values.
 _QE_MR_SIGNER = hashlib.sha256(b"cleanroom/simulation/qe-mrsigner/v1").digest()
 _QE_MR_ENCLAVE = hashlib.sha256(b"cleanroom/simulation/qe-mrenclave/v1").digest()
@@ -72,10 +71,8 @@ _ATTRIBUTE_INIT_MODE64 = 0x05
 _QE_AUTH_DATA = bytes(range(32))
 _CERT_DATA_PEM_CHAIN = 5
 
-# Certificates outlive any deployment; the short-lived parts (CRLs, TCB info, QE identity) are
-# minted per call to collateral_json(now), like Intel's 30-day collateral.
-_CERT_NOT_BEFORE = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-_CERT_NOT_AFTER = dt.datetime(2049, 12, 31, tzinfo=dt.UTC)
+# The short-lived parts (CRLs, TCB info, QE identity) are minted per call to
+# collateral_json(now), valid from an hour before now for 30 days, like Intel's collateral.
 _COLLATERAL_BACKDATE = 3600
 _COLLATERAL_LIFETIME = 30 * 24 * 3600
 
@@ -83,165 +80,7 @@ _SETTINGS_FILE = "simulation-pki.json"
 _PARTS = ("root-ca", "pck-ca", "pck", "tcb-signer")
 
 
-# --- a tiny DER encoder, just enough for Intel's SGX PCK extension --------------------------
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
-def _der_seq(*items: bytes) -> bytes:
-    return _der(0x30, b"".join(items))
-
-
-def _der_int(n: int, tag: int = 0x02) -> bytes:
-    if n < 0:
-        raise ValueError("only non-negative integers are needed here")
-    return _der(tag, n.to_bytes(n.bit_length() // 8 + 1, "big"))  # +1 keeps the sign bit 0
-
-
-def _der_oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    out = bytearray()
-    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        out += bytes(reversed(chunk))
-    return _der(0x06, bytes(out))
-
-
-_SGX_OID = "1.2.840.113741.1.13.1"
-
-
-def _sgx_extension_der(ppid: bytes) -> bytes:
-    """Intel's SGX extension: PPID, TCB (16 component SVNs, PCESVN, CPUSVN), PCE-ID, FMSPC, type."""
-    tcb = [
-        _der_seq(_der_oid(f"{_SGX_OID}.2.{i}"), _der_int(svn))
-        for i, svn in enumerate(_COMPONENT_SVNS, start=1)
-    ]
-    tcb.append(_der_seq(_der_oid(f"{_SGX_OID}.2.17"), _der_int(_PCE_SVN)))
-    tcb.append(_der_seq(_der_oid(f"{_SGX_OID}.2.18"), _der(0x04, _CPU_SVN)))
-    return _der_seq(
-        _der_seq(_der_oid(f"{_SGX_OID}.1"), _der(0x04, ppid)),
-        _der_seq(_der_oid(f"{_SGX_OID}.2"), _der_seq(*tcb)),
-        _der_seq(_der_oid(f"{_SGX_OID}.3"), _der(0x04, _PCE_ID)),
-        _der_seq(_der_oid(f"{_SGX_OID}.4"), _der(0x04, _FMSPC)),
-        _der_seq(_der_oid(f"{_SGX_OID}.5"), _der_int(_SGX_TYPE_STANDARD, tag=0x0A)),
-    )
-
-
-# --- certificates -----------------------------------------------------------------------------
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Cleanroom SIMULATION (insecure)"),
-        ]
-    )
-
-
-def _key_usage(*, signer: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not signer,
-        content_commitment=not signer,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=signer,
-        crl_sign=signer,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _issue_cert(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Certificate | None,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-    extra: Iterable[x509.ExtensionType] = (),
-) -> x509.Certificate:
-    # No EKU extension: webpki checks every chain for serverAuth, which passes only without EKU
-    # (as in Intel's certificates) or with serverAuth listed.
-    issuer_name = issuer.subject if issuer is not None else _name(subject)
-    issuer_pub = issuer_key.public_key()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_CERT_NOT_BEFORE)
-        .not_valid_after(_CERT_NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(_key_usage(signer=ca), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_pub), False)
-    )
-    for ext in extra:
-        builder = builder.add_extension(ext, critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _crl(
-    issuer: x509.Certificate,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    now: int,
-    revoked_serials: Sequence[int] = (),
-) -> bytes:
-    this_update = _utc(now - _COLLATERAL_BACKDATE)
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(issuer.subject)
-        .last_update(this_update)
-        .next_update(_utc(now + _COLLATERAL_LIFETIME))
-        .add_extension(x509.CRLNumber(1), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False)
-    )
-    for serial in revoked_serials:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(this_update).build()
-        )
-    return builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
-
-
-# --- signatures and small helpers ---------------------------------------------------------------
-
-
-def _utc(t: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(t, dt.UTC)
-
-
-def _intel_date(t: int) -> str:
-    return _utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _sign_raw(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
-    """ECDSA-P256-SHA256 as SGX encodes it: raw big-endian r || s, 64 bytes."""
-    r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
-def _raw_public_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    point = key.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    return point[1:]  # drop the 0x04 prefix: SGX stores x || y
-
-
-def _pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+# --- helpers --------------------------------------------------------------------------------------
 
 
 def _report_body(
@@ -328,20 +167,27 @@ class SimulationPki:
         if tcb_status not in TCB_STATUSES:
             raise ValueError("unknown TCB status")
         keys = {part: ec.generate_private_key(ec.SECP256R1()) for part in _PARTS}
-        root = _issue_cert(
-            "Cleanroom SIMULATION SGX Root CA", keys["root-ca"], None, keys["root-ca"], ca=True
-        )
-        pck_ca = _issue_cert(
+        root = issue_cert("Cleanroom SIMULATION SGX Root CA", keys["root-ca"], None, keys["root-ca"], ca=True)
+        pck_ca = issue_cert(
             "Cleanroom SIMULATION SGX PCK Processor CA",
             keys["pck-ca"],
             root,
             keys["root-ca"],
             ca=True,
         )
+        ppid = os.urandom(16)
         sgx_ext = x509.UnrecognizedExtension(
-            x509.ObjectIdentifier(_SGX_OID), _sgx_extension_der(os.urandom(16))
+            x509.ObjectIdentifier(SGX_EXTENSION_OID),
+            sgx_extension_der(
+                ppid,
+                component_svns=_COMPONENT_SVNS,
+                pce_svn=_PCE_SVN,
+                cpu_svn=_CPU_SVN,
+                pce_id=_PCE_ID,
+                fmspc=_FMSPC,
+            ),
         )
-        pck = _issue_cert(
+        pck = issue_cert(
             "Cleanroom SIMULATION SGX PCK Certificate",
             keys["pck"],
             pck_ca,
@@ -349,7 +195,7 @@ class SimulationPki:
             ca=False,
             extra=[sgx_ext],
         )
-        tcb_signer = _issue_cert(
+        tcb_signer = issue_cert(
             "Cleanroom SIMULATION SGX TCB Signing",
             keys["tcb-signer"],
             root,
@@ -386,7 +232,7 @@ class SimulationPki:
                 serialization.NoEncryption(),
             )
             _write_private(directory / f"{part}.key.pem", key_pem)
-            _write_private(directory / f"{part}.cert.pem", _pem(self._certs[part]).encode())
+            _write_private(directory / f"{part}.cert.pem", pem(self._certs[part]).encode())
         _write_private(directory / _SETTINGS_FILE, json.dumps(settings, indent=2).encode())
 
     @classmethod
@@ -465,7 +311,7 @@ class SimulationPki:
 
         # A fresh attestation key per quote, as a quoting enclave would certify.
         att_key = ec.generate_private_key(ec.SECP256R1())
-        att_pub = _raw_public_key(att_key)
+        att_pub = raw_public_key(att_key)
         qe_report_data = hashlib.sha256(att_pub + _QE_AUTH_DATA).digest() + bytes(32)
         qe_report = _report_body(
             cpu_svn=_CPU_SVN,
@@ -476,13 +322,13 @@ class SimulationPki:
             isv_svn=_QE_SVN,
             report_data=qe_report_data,
         )
-        chain = "".join(_pem(self._certs[p]) for p in ("pck", "pck-ca", "root-ca")).encode()
+        chain = "".join(pem(self._certs[p]) for p in ("pck", "pck-ca", "root-ca")).encode()
         signature_data = b"".join(
             [
-                _sign_raw(att_key, signed),
+                sign_raw(att_key, signed),
                 att_pub,
                 qe_report,
-                _sign_raw(self._keys["pck"], qe_report),
+                sign_raw(self._keys["pck"], qe_report),
                 struct.pack("<H", len(_QE_AUTH_DATA)),
                 _QE_AUTH_DATA,
                 struct.pack("<HI", _CERT_DATA_PEM_CHAIN, len(chain)),
@@ -508,8 +354,8 @@ class SimulationPki:
             {
                 "id": "SGX",
                 "version": 3,
-                "issueDate": _intel_date(now - _COLLATERAL_BACKDATE),
-                "nextUpdate": _intel_date(now + _COLLATERAL_LIFETIME),
+                "issueDate": intel_date(now - _COLLATERAL_BACKDATE),
+                "nextUpdate": intel_date(now + _COLLATERAL_LIFETIME),
                 "fmspc": _FMSPC.hex().upper(),
                 "pceId": _PCE_ID.hex().upper(),
                 "tcbType": 0,
@@ -524,8 +370,8 @@ class SimulationPki:
             {
                 "id": "QE",
                 "version": 2,
-                "issueDate": _intel_date(now - _COLLATERAL_BACKDATE),
-                "nextUpdate": _intel_date(now + _COLLATERAL_LIFETIME),
+                "issueDate": intel_date(now - _COLLATERAL_BACKDATE),
+                "nextUpdate": intel_date(now + _COLLATERAL_LIFETIME),
                 "tcbEvaluationDataNumber": 1,
                 "miscselect": "00000000",
                 "miscselectMask": "FFFFFFFF",
@@ -547,21 +393,28 @@ class SimulationPki:
     def collateral_json(self, now: int) -> str:
         """Collateral in dcap-qvl's ``QuoteCollateralV3`` JSON layout, valid now-1h..now+30d."""
         root, root_key = self._certs["root-ca"], self._keys["root-ca"]
-        signer_chain = _pem(self._certs["tcb-signer"]) + _pem(root)
+        signer_chain = pem(self._certs["tcb-signer"]) + pem(root)
         revoked = [self._certs["pck"].serial_number] if self.revoke_pck else []
+        start, end = now - _COLLATERAL_BACKDATE, now + _COLLATERAL_LIFETIME
         tcb_info = self._tcb_info(now)
         qe_identity = self._qe_identity(now)
         signer = self._keys["tcb-signer"]
         return json.dumps(
             {
-                "pck_crl_issuer_chain": _pem(self._certs["pck-ca"]) + _pem(root),
-                "root_ca_crl": _crl(root, root_key, now).hex(),
-                "pck_crl": _crl(self._certs["pck-ca"], self._keys["pck-ca"], now, revoked).hex(),
+                "pck_crl_issuer_chain": pem(self._certs["pck-ca"]) + pem(root),
+                "root_ca_crl": crl(root, root_key, this_update=start, next_update=end).hex(),
+                "pck_crl": crl(
+                    self._certs["pck-ca"],
+                    self._keys["pck-ca"],
+                    this_update=start,
+                    next_update=end,
+                    revoked_serials=revoked,
+                ).hex(),
                 "tcb_info_issuer_chain": signer_chain,
                 "tcb_info": tcb_info,
-                "tcb_info_signature": _sign_raw(signer, tcb_info.encode()).hex(),
+                "tcb_info_signature": sign_raw(signer, tcb_info.encode()).hex(),
                 "qe_identity_issuer_chain": signer_chain,
                 "qe_identity": qe_identity,
-                "qe_identity_signature": _sign_raw(signer, qe_identity.encode()).hex(),
+                "qe_identity_signature": sign_raw(signer, qe_identity.encode()).hex(),
             }
         )

@@ -1,8 +1,9 @@
 """``cleanroom attestation verify-quote``: check a raw SGX quote from the command line.
 
 A thin layer over ``attestation.verify``: parse flags, build a ``VerifierPolicy`` (a policy file
-overridden by flags), verify, print. Exit codes: 0 accepted, 1 refused, 2 usage error. The wall
-clock is read here, at the edge, and only when ``--now`` is not given.
+overridden by flags), get the collateral (``--collateral FILE`` or ``--pccs-url URL``), verify,
+print. Exit codes: 0 accepted, 1 refused (or no collateral from the PCCS), 2 usage error. The
+wall clock is read here, at the edge, and only when ``--now`` is not given.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from attestation.verify import VerificationReport, VerifierPolicy, evaluate_quote
-from protocol.errors import PolicyInvalid
+from cleanroom.collateral_source import add_collateral_arguments, collateral_from_args
+from protocol.errors import AttestationError, PolicyInvalid
 
 __all__ = ["EXIT_ACCEPTED", "EXIT_REFUSED", "EXIT_USAGE", "main", "print_report", "register"]
 
@@ -51,13 +53,8 @@ def register(subparsers: Any) -> None:
         description="Verify a raw SGX quote. Flags override the --verifier-policy file.",
     )
     vq.add_argument("quote", metavar="QUOTE", type=Path, help="raw quote file")
-    vq.add_argument(
-        "--collateral",
-        required=True,
-        type=Path,
-        metavar="FILE",
-        help="collateral JSON (dcap-qvl QuoteCollateralV3 layout)",
-    )
+    # A bare quote has no bundle collateral to fall back on: one of the two is required.
+    add_collateral_arguments(vq, required=True)
     vq.add_argument(
         "--now",
         type=int,
@@ -124,7 +121,6 @@ def _cmd_verify_quote(args: argparse.Namespace) -> int:
     try:
         policy = _policy_from_args(args)
         quote = _read(args.quote, "quote")
-        collateral = _read(args.collateral, "collateral").decode("utf-8", errors="replace")
         root = None if args.simulation_root is None else _read(args.simulation_root, "root")
         expected = None
         if args.report_data is not None:
@@ -140,6 +136,15 @@ def _cmd_verify_quote(args: argparse.Namespace) -> int:
     if policy.allow_simulation:
         print("WARNING: --insecure-allow-simulation: simulated quotes prove nothing", file=sys.stderr)
     now = int(time.time()) if args.now is None else args.now
+    try:
+        collateral = collateral_from_args(args, quote)
+    except OSError:
+        print(f"error: cannot read collateral file {args.collateral}", file=sys.stderr)
+        return EXIT_USAGE
+    except AttestationError as exc:  # the PCCS had none: no verdict on the quote, but no pass
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    assert collateral is not None  # add_collateral_arguments(required=True)
     try:
         report = evaluate_quote(
             quote,

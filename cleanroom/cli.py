@@ -11,11 +11,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cleanroom.client import Client, UploadProgress
+from cleanroom.client import Client, UploadProgress, own_collateral
+from cleanroom.collateral_source import add_collateral_arguments, collateral_from_args
 from cleanroom.keys import PartyKeys, bind_keys_into_policy, load_public
 from cleanroom.results import Result, check_saved_result, render_table, save_result
 from protocol.errors import (
@@ -80,7 +81,7 @@ def _verified(args: argparse.Namespace, client: Client, raw_policy: bytes) -> An
     """Verify the enclave before anything is sent to it; one summary line on stderr."""
     verifier = _verifier_policy(args)
     try:
-        enclave = client.verify(raw_policy, verifier)
+        enclave = client.verify(raw_policy, verifier, collateral_for=_collateral_for(args))
     except AttestationError as exc:
         exc.message += " (run `cleanroom verify` for the full report)"
         raise
@@ -208,10 +209,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     nonce = os.urandom(32)
     bundle = client.attestation(nonce)
     now = int(time.time())
+    collateral = own_collateral(bundle, _collateral_for(args))
     try:
-        enclave = verify_bundle(bundle, agreed_policy=raw, now=now, policy=verifier, nonce=nonce)
+        enclave = verify_bundle(bundle, agreed_policy=raw, now=now, policy=verifier, nonce=nonce,
+                                collateral=collateral)
     except (AttestationError, ProtocolError):
-        report = evaluate_bundle(bundle, agreed_policy=raw, now=now, policy=verifier, nonce=nonce)
+        report = evaluate_bundle(bundle, agreed_policy=raw, now=now, policy=verifier, nonce=nonce,
+                                 collateral=collateral)
         if args.json:
             print(json.dumps(report.to_json_dict(), indent=2))
         else:
@@ -284,7 +288,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     verifier = _verifier_policy(args)
     now = int(time.time()) if args.now is None else args.now
     try:
-        result, enclave = check_saved_result(args.file, raw, verifier, now)
+        result, enclave = check_saved_result(args.file, raw, verifier, now, _collateral_for(args))
     except CollateralExpired as exc:
         exc.message += (" (collateral is short-lived: pass --now with a time when it was valid, "
                         "e.g. the result's created_at)")
@@ -311,6 +315,12 @@ def _add_attestation_flags(parser: argparse.ArgumentParser) -> None:
                              "accept (see policies/verifier-policy.example.toml)")
     parser.add_argument("--insecure-allow-simulation", action="store_true",
                         help="INSECURE: accept a simulated enclave (no SGX hardware); testing only")
+    add_collateral_arguments(parser)
+
+
+def _collateral_for(args: argparse.Namespace) -> Callable[[bytes], str | None]:
+    """Your own collateral (--collateral / --pccs-url) instead of the one the host attached."""
+    return lambda quote: collateral_from_args(args, quote)
 
 
 def _add_host(parser: argparse.ArgumentParser) -> None:

@@ -184,11 +184,13 @@ class Client:
         return bundle
 
     def verify(self, agreed_policy: bytes, verifier_policy: Any, *, now: int | None = None,
-               fresh_nonce: bool = True) -> Any:
+               fresh_nonce: bool = True,
+               collateral_for: Callable[[bytes], str | None] | None = None) -> Any:
         """Fetch and verify the attestation; return the ``VerifiedEnclave`` whose keys to pin.
 
         A fresh random nonce is requested by default, so the host cannot replay an old bundle
-        from an enclave that has since been replaced.
+        from an enclave that has since been replaced. ``collateral_for(quote)`` may supply the
+        party's own collateral (a file, or fetched from a PCCS) instead of the host's.
 
         :raise AttestationError: a subclass naming the check that refused the enclave.
         """
@@ -198,7 +200,8 @@ class Client:
         bundle = self.attestation(nonce)
         enclave = verify_bundle(bundle, agreed_policy=agreed_policy,
                                 now=int(time.time()) if now is None else now,
-                                policy=verifier_policy, nonce=nonce)
+                                policy=verifier_policy, nonce=nonce,
+                                collateral=own_collateral(bundle, collateral_for))
         self.last_bundle = bundle
         return enclave
 
@@ -315,3 +318,15 @@ class Client:
         if party not in response["results"]:
             raise NotFound(f"the policy sends no result of this query to party {party!r}")
         return _b64(response["results"][party], "the sealed result")
+
+
+def own_collateral(bundle: dict[str, Any],
+                    collateral_for: Callable[[bytes], str | None] | None) -> str | None:
+    """The party's own collateral for the bundle's quote, or None to use the bundle's."""
+    if collateral_for is None:
+        return None
+    try:
+        quote = base64.b64decode(bundle.get("quote", ""), validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise ProtocolError("the attestation bundle's quote is not base64") from None
+    return collateral_for(quote)

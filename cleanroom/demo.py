@@ -3,8 +3,8 @@
 Steps: fresh keys for ``publisher`` and ``advertiser``; a copy of
 ``policies/advertiser-publisher.toml`` with those keys bound in; seeded synthetic CSVs (the
 publisher's impressions and the advertiser's conversions, with a chosen share of shared people);
-a host in simulation mode (unless ``--host-url``); then, as each party, attestation, upload,
-two queries, signature checks, saved results and an offline check of one saved file.
+a host in simulation mode (or with ``--enclave-command``, under Gramine); then, as each party,
+attestation, upload, two queries, signature checks, saved results and an offline check of one saved file.
 
 The synthetic data is generated with NumPy's seeded RNG: it is test data, not a privacy path.
 The demo prints only what the parties would see (noisy, signed results), never the true values
@@ -129,17 +129,20 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _host(policy_path: Path, work: Path) -> Iterator[str]:
+def _host(policy_path: Path, work: Path, enclave_command: str | None,
+          startup_timeout: float) -> Iterator[str]:
     """Start ``python -m host.cli serve`` and stop exactly that process afterwards."""
     port = _free_port()
     log_path = work / "host.log"
     command = [sys.executable, "-m", "host.cli", "serve", "--policy", str(policy_path),
                "--state-dir", str(work / "host-state"), "--bind", f"127.0.0.1:{port}"]
+    if enclave_command:
+        command += ["--enclave-command", enclave_command]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(Client(url, timeout=5), process, log_path)
+        _wait_healthy(Client(url, timeout=5), process, log_path, startup_timeout)
         _say(f"host running at {url} (pid {process.pid}, log {log_path})")
         yield url
     finally:
@@ -154,7 +157,7 @@ def _host(policy_path: Path, work: Path) -> Iterator[str]:
 
 
 def _wait_healthy(client: Client, process: subprocess.Popen[bytes], log_path: Path,
-                  timeout: float = 120.0) -> None:
+                  timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -204,11 +207,15 @@ def run(args: argparse.Namespace) -> int:
 
     work = Path(args.work_dir).resolve()
     _prepare_work_dir(work)
-    _say(_BANNER)
-    _say("SIMULATION MODE: the enclave runs without SGX hardware and its quotes are signed by a")
-    _say("throwaway simulation PKI. The parties accept it only because this demo opts in")
-    _say("(--insecure-allow-simulation). Never upload real data to a simulated enclave.")
-    _say(_BANNER)
+    if args.verifier_policy is None:
+        _say(_BANNER)
+        _say("SIMULATION MODE: the enclave runs without SGX hardware and its quotes are signed by a")
+        _say("throwaway simulation PKI. The parties accept it only because this demo opts in")
+        _say("(--insecure-allow-simulation). Never upload real data to a simulated enclave.")
+        _say(_BANNER)
+        verifier = VerifierPolicy(allow_simulation=True)
+    else:
+        verifier = VerifierPolicy.from_toml(args.verifier_policy)
 
     _step("keys and policy")
     keys = {party: PartyKeys.generate(party) for party in ("publisher", "advertiser")}
@@ -232,12 +239,10 @@ def run(args: argparse.Namespace) -> int:
     _say(f"generated in {time.monotonic() - started:.1f} s")
 
     with contextlib.ExitStack() as stack:
-        url = args.host_url
-        if url is None:
-            _step("starting the host (simulation mode)")
-            url = stack.enter_context(_host(policy_path, work))
+        _step(f"starting the host (enclave: {args.enclave_command or 'python -m enclave'})")
+        url = stack.enter_context(_host(policy_path, work, args.enclave_command,
+                                        args.startup_timeout))
         client = Client(url)
-        verifier = VerifierPolicy(allow_simulation=True)
         enclaves = {}
         receipts = {}
         for party, dataset in (("publisher", "impressions"), ("advertiser", "conversions")):
@@ -301,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
              f"epsilon {result.privacy.get('epsilon_charged', '?')}, budget left {remaining}")
     _say(f"  saved signed results: {', '.join(p.name for p in saved)} in {results_dir}")
     _say("  every number above is noised by the enclave; neither party saw the other's rows.")
-    _say("  SIMULATED run: no SGX hardware was involved.")
+    if any(receipt.simulated for receipt in receipts.values()):
+        _say("  SIMULATED run: no SGX hardware was involved.")
     return 0
 
 
@@ -317,7 +323,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work-dir", default="demo-work",
                         help="directory for keys, policy, data, host state and results "
                              "(replaced on each run)")
-    parser.add_argument("--host-url", help="use a running host instead of starting one")
+    parser.add_argument("--enclave-command", metavar="CMD",
+                        help="how the host starts the enclave (default: python -m enclave); "
+                             "e.g. 'gramine-direct build/gramine/direct/cleanroom-enclave' "
+                             "(see make gramine-direct)")
+    parser.add_argument("--verifier-policy", type=Path, metavar="FILE",
+                        help="verify a real SGX enclave against this verifier policy instead of "
+                             "opting into simulation (make gramine-sgx writes one)")
+    parser.add_argument("--startup-timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="how long to wait for the host and enclave to come up "
+                             "(raise it under gramine-sgx)")
     args = parser.parse_args(argv)
     if args.rows < 1 or not 0.0 <= args.overlap <= 1.0:
         parser.error("--rows must be positive and --overlap between 0 and 1")

@@ -210,12 +210,13 @@ def load_saved_result(path: str | os.PathLike[str]) -> tuple[bytes, dict[str, An
 
 
 def check_saved_result(path: str | os.PathLike[str], agreed_policy: bytes, verifier_policy: Any,
-                       now: int) -> tuple[Result, Any]:
+                       now: int, collateral_for: Any = None) -> tuple[Result, Any]:
     """Re-verify a saved result offline; return it and the ``VerifiedEnclave``.
 
     The attestation bundle is verified first (as of ``now``): it binds the enclave's signing key
     and the policy hash into the quote. Only then is the result's signature checked with that
-    key, and its body against ``agreed_policy``. No network access.
+    key, and its body against ``agreed_policy``. No network access, unless
+    ``collateral_for(quote)`` fetches collateral the saved bundle lacks or that has expired.
 
     :raise CleanroomError: an ``AttestationError`` subclass, ``AuthenticationFailed``,
         ``ProtocolError`` or ``InvalidInput``.
@@ -225,7 +226,10 @@ def check_saved_result(path: str | os.PathLike[str], agreed_policy: bytes, verif
     signed, bundle = load_saved_result(path)
     policy = parse_policy(agreed_policy)
     # No nonce: freshness means nothing offline; the bundle's own nonce is still bound in the quote.
-    enclave = verify_bundle(bundle, agreed_policy=agreed_policy, now=now, policy=verifier_policy)
+    from cleanroom.client import own_collateral
+
+    enclave = verify_bundle(bundle, agreed_policy=agreed_policy, now=now, policy=verifier_policy,
+                            collateral=own_collateral(bundle, collateral_for))
     return verify_signed_result(signed, enclave.sig_pub, policy), enclave
 
 

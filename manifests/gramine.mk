@@ -36,12 +36,6 @@ SGX_SIGNING_KEY ?=
 # A fixed SIGSTRUCT date makes the .sig reproducible (the date is not part of MRENCLAVE).
 SGX_SIGN_DATE ?= 0000-00-00
 
-# How to run the untrusted host and the demo against it; adjust to the host's CLI.
-HOST_PORT ?= 8080
-HOST_URL ?= http://127.0.0.1:$(HOST_PORT)
-HOST_CMD ?= $(PYTHON) -m host --port $(HOST_PORT)
-HEALTH_URL ?= $(HOST_URL)/v1/health
-DEMO_ARGS ?= --host-url $(HOST_URL)
 # SGX start-up hashes ~100 MiB of trusted files and adds every enclave page: allow minutes.
 GRAMINE_STARTUP_TIMEOUT ?= 600
 
@@ -74,20 +68,23 @@ define gramine_render
 		$(MANIFEST_TEMPLATE) $(call GRAMINE_APP,$(1)).manifest
 endef
 
-# $(call gramine_run_demo,ENCLAVE_COMMAND): start the host with its enclave command replaced,
-# wait until it answers, run the demo, stop the host; the demo's exit status is the result.
+# $(call gramine_run_demo,ENCLAVE_COMMAND,MODE[,EXTRA DEMO FLAGS]): the demo starts its own host
+# with the enclave command replaced (the host runs it from the project root: the manifest's
+# relative paths resolve there); the demo's exit status is the result.
 define gramine_run_demo
-	@echo "host: CLEANROOM_ENCLAVE_COMMAND='$(1)' $(HOST_CMD)"
-	@CLEANROOM_ENCLAVE_COMMAND='$(1)' $(HOST_CMD) & host=$$!; \
-	trap 'kill $$host 2>/dev/null; wait $$host 2>/dev/null' EXIT INT TERM; \
-	deadline=$$(( $$(date +%s) + $(GRAMINE_STARTUP_TIMEOUT) )); \
-	until $(PYTHON) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
-	    '$(HEALTH_URL)' 2>/dev/null; do \
-	  kill -0 $$host 2>/dev/null || { echo "host exited during start-up" >&2; exit 1; }; \
-	  [ $$(date +%s) -lt $$deadline ] || { echo "no answer from $(HEALTH_URL)" >&2; exit 1; }; \
-	  sleep 2; \
-	done; \
-	$(PYTHON) -m cleanroom.demo $(DEMO_ARGS)
+	$(PYTHON) -m cleanroom.demo --enclave-command '$(1)' --startup-timeout $(GRAMINE_STARTUP_TIMEOUT) \
+		--work-dir $(GRAMINE_BUILD)/demo-$(2) $(3)
+endef
+
+# A verifier policy that trusts exactly the MRENCLAVE just signed (and TCB statuses from
+# SGX_ALLOWED_STATUSES), so the demo's parties verify the real quote instead of opting into
+# simulation.
+SGX_ALLOWED_STATUSES ?= UpToDate
+define sgx_verifier_policy
+	$(PYTHON) -c 'import json, sys; v = json.load(open(sys.argv[1])); \
+	print("mr_enclaves = [\"%s\"]" % v["mr_enclave"]); \
+	print("allowed_statuses = [%s]" % ", ".join("\"%s\"" % s for s in sys.argv[2].split()))' \
+		$(call GRAMINE_APP,sgx).sigstruct.json '$(SGX_ALLOWED_STATUSES)' > $(call GRAMINE_APP,sgx).verifier.toml
 endef
 
 .PHONY: enclave-venv enclave-pyc gramine-check gramine-manifest gramine-direct gramine-sgx \
@@ -128,15 +125,17 @@ gramine-direct: enclave-venv
 	$(call gramine_render,direct)
 	@echo "gramine-direct: NO SGX. No quote (the host falls back to the simulation PKI), no"
 	@echo "confidentiality; trusted-file checks are enforced. For testing the manifest only."
-	$(call gramine_run_demo,gramine-direct $(abspath $(call GRAMINE_APP,direct)))
+	$(call gramine_run_demo,gramine-direct $(abspath $(call GRAMINE_APP,direct)),direct)
 
 gramine-sgx: enclave-venv
 	$(call gramine_require,gramine-manifest gramine-sgx-sign gramine-sgx-sigstruct-view gramine-sgx)
 	$(call gramine_render,sgx)
 	gramine-sgx-sign $(if $(SGX_SIGNING_KEY),--key $(SGX_SIGNING_KEY)) --date $(SGX_SIGN_DATE) \
 		--manifest $(call GRAMINE_APP,sgx).manifest --output $(call GRAMINE_APP,sgx).manifest.sgx
-	gramine-sgx-sigstruct-view --output-format json $(call GRAMINE_APP,sgx).sig
-	$(call gramine_run_demo,gramine-sgx $(abspath $(call GRAMINE_APP,sgx)))
+	gramine-sgx-sigstruct-view --output-format json $(call GRAMINE_APP,sgx).sig \
+		| tee $(call GRAMINE_APP,sgx).sigstruct.json
+	$(sgx_verifier_policy)
+	$(call gramine_run_demo,gramine-sgx $(abspath $(call GRAMINE_APP,sgx)),sgx,--verifier-policy $(call GRAMINE_APP,sgx).verifier.toml)
 
 measurement:
 	@if ! command -v gramine-sgx-sigstruct-view >/dev/null 2>&1; then \

@@ -2,12 +2,15 @@
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
+from attestation import collateral as collateral_module
 from attestation.simulated import SIM_MR_ENCLAVE
 from attestation.verify import VerificationReport
 from cleanroom.attestation_cli import main, print_report, register
+from protocol.errors import AttestationError
 
 NOW = "1751328000"
 
@@ -170,9 +173,36 @@ def test_unknown_policy_key_is_a_usage_error(capsys, sim_files, tmp_path):
 def test_missing_files_and_flags(capsys, sim_files, tmp_path):
     quote, col, _ = sim_files
     assert run(capsys, [str(tmp_path / "none.bin"), "--collateral", col])[0] == 2
-    with pytest.raises(SystemExit) as info:
-        main(["attestation", "verify-quote", quote])  # --collateral is required
-    assert info.value.code == 2
+    assert run(capsys, [quote, "--collateral", str(tmp_path / "none.json")])[0] == 2
+    for argv in ([quote], [quote, "--collateral", col, "--pccs-url", "https://p"]):
+        with pytest.raises(SystemExit) as info:
+            main(["attestation", "verify-quote", *argv])  # exactly one collateral flag
+        assert info.value.code == 2
+
+
+def test_pccs_url_stands_in_for_the_collateral_file(capsys, monkeypatch, sim_pki, sim_files, now):
+    quote, _, root = sim_files
+    calls = []
+
+    def fake_fetch(url, raw_quote):
+        calls.append((url, raw_quote))
+        return sim_pki.collateral_json(now)
+
+    monkeypatch.setattr(collateral_module, "fetch_from_pccs", fake_fetch)
+    argv = [quote, "--pccs-url", "https://pccs.example", "--now", NOW, "--simulation-root", root]
+    code, out, _ = run(capsys, [*argv, "--insecure-allow-simulation", "--json"])
+    assert code == 0 and json.loads(out)["accepted"] is True
+    assert calls == [("https://pccs.example", Path(quote).read_bytes())]
+
+
+def test_pccs_without_collateral_exits_1(capsys, monkeypatch, sim_files):
+    def down(url, raw_quote):
+        raise AttestationError("collateral could not be fetched from the PCCS")
+
+    monkeypatch.setattr(collateral_module, "fetch_from_pccs", down)
+    code, out, err = run(capsys, [sim_files[0], "--pccs-url", "https://pccs.example", "--now", NOW])
+    assert code == 1 and out == ""
+    assert "could not be fetched" in err
 
 
 def test_register_on_a_host_parser(capsys, sim_files):

@@ -7,7 +7,7 @@ import dcap_qvl
 import pytest
 from cryptography import x509
 
-from attestation import simulated
+from attestation import _sim_der
 from attestation.quote_layout import parse_quote_fields
 from attestation.simulated import SIM_MR_ENCLAVE, SIM_MR_SIGNER, SimulationPki
 
@@ -80,11 +80,11 @@ def test_pck_extension_parses_like_intels(sim_pki):
 
 
 def test_der_encoder_matches_known_encodings():
-    assert simulated._der_oid("1.2.840.113741.1.13.1").hex() == "06092a864886f84d010d01"
-    assert simulated._der_int(0).hex() == "020100"
-    assert simulated._der_int(127).hex() == "02017f"
-    assert simulated._der_int(255).hex() == "020200ff"
-    assert simulated._der(0x04, bytes(200))[:3].hex() == "0481c8"
+    assert _sim_der.der_oid("1.2.840.113741.1.13.1").hex() == "06092a864886f84d010d01"
+    assert _sim_der.der_int(0).hex() == "020100"
+    assert _sim_der.der_int(127).hex() == "02017f"
+    assert _sim_der.der_int(255).hex() == "020200ff"
+    assert _sim_der.der(0x04, bytes(200))[:3].hex() == "0481c8"
 
 
 def test_pck_leaf_carries_the_sgx_extension(sim_pki):

@@ -142,8 +142,8 @@ def test_collateral_from_another_time_is_refused(sim_pki, now):
     ],
 )
 def test_dcap_messages_map_to_short_fixed_errors(text, code):
-    from attestation.verify import _classify_dcap_error
+    from attestation.dcap_errors import classify_dcap_error
 
-    _, error = _classify_dcap_error(text)
+    _, error = classify_dcap_error(text)
     assert error.code == code
     assert "Verification failed" not in error.message and "deadbeef" not in error.message

@@ -1,0 +1,28 @@
+"""``attestation.verify`` is the stable import path of the verifier, however it is split inside."""
+
+from __future__ import annotations
+
+import attestation.verify as verify
+from attestation import bundle, quote_checks, verification_report, verifier_policy
+
+PUBLIC = {
+    "INTEL_ROOT_CA_SHA256": quote_checks,
+    "TCB_STATUSES": verifier_policy,
+    "Check": verification_report,
+    "VerificationReport": verification_report,
+    "VerifiedEnclave": verification_report,
+    "VerifierPolicy": verifier_policy,
+    "evaluate_bundle": bundle,
+    "verify_bundle": bundle,
+}
+
+
+def test_all_names_the_public_surface() -> None:
+    assert set(verify.__all__) == set(PUBLIC) | {"evaluate_quote", "verify_quote"}
+    for name in verify.__all__:
+        assert getattr(verify, name) is not None
+
+
+def test_re_exports_are_the_defining_modules_objects() -> None:
+    for name, module in PUBLIC.items():
+        assert getattr(verify, name) is getattr(module, name), name
