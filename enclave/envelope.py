@@ -71,6 +71,7 @@ class UploadOpener:
         if len(data_key) != DATA_KEY_BYTES:
             raise DecryptionFailed()
         self._aead = AESGCM(data_key)
+        self._buffer = bytearray(self._chunk_size)
         self._next_index = 0
         self.finished = False
         self._digest = upload_digest_init(header_bytes, signature)
@@ -79,20 +80,27 @@ class UploadOpener:
     def upload_id(self) -> bytes:
         return self.header["upload_id"]
 
-    def open_chunk(self, last: bool, ciphertext: bytes) -> bytes:
-        """Decrypt the next chunk; the enclave's own counter, not the host's, picks the nonce."""
-        if self.finished or len(ciphertext) > self._chunk_size + _TAG_BYTES:
+    def open_chunk(self, last: bool, ciphertext: bytes) -> memoryview:
+        """Decrypt the next chunk into the upload's reused buffer and return a view of it.
+
+        The enclave's own counter, not the host's, picks the nonce. The view is valid until the
+        next call: callers copy what they keep (``ColumnarTable.append`` does), so one upload
+        holds one chunk of plaintext at a time and never allocates per chunk.
+        """
+        if self.finished or not _TAG_BYTES <= len(ciphertext) <= self._chunk_size + _TAG_BYTES:
             raise DecryptionFailed()
         index = self._next_index
+        plaintext = memoryview(self._buffer)[: len(ciphertext) - _TAG_BYTES]
         try:
-            plaintext = self._aead.decrypt(
-                chunk_nonce(index), ciphertext, chunk_aad(self._header_bytes, index, last)
+            self._aead.decrypt_into(
+                chunk_nonce(index), ciphertext, chunk_aad(self._header_bytes, index, last), plaintext
             )
         except InvalidTag:
             raise DecryptionFailed() from None
         self._next_index += 1
         self.finished = last
-        self._digest.update((b"\x01" if last else b"\x00") + ciphertext)
+        self._digest.update(b"\x01" if last else b"\x00")
+        self._digest.update(ciphertext)
         return plaintext
 
     def digest(self) -> bytes:

@@ -1,0 +1,495 @@
+"""Side-by-side benchmark: enclave compute core vs DuckDB and Polars, plus encrypted ingest.
+
+    python -m benchmarks.run --rows N [--json] [--repeat 3] [--no-tune] [--no-baselines]
+
+Everything runs in ONE process on the same seeded data (``benchmarks/datagen.py``):
+
+(a) DuckDB (2 threads) and Polars run ``BASELINE_SQL`` (or its Polars twin) on the plaintext
+    columns, loaded into their native tables first (loading is not timed);
+(b) the core (``enclave/compute.py``): match + cohort codes + bounding with bounds that cannot
+    bind + per-user metric + aggregate; noise is timed separately, and bounding with binding
+    bounds is reported as its own figure;
+(c) ingest: AES-256-GCM ``decrypt_into`` a preallocated buffer + ``decode_batch`` +
+    ``ColumnarTable.append`` over 8 MiB chunks, in GB/s of plaintext.
+
+The aggregates of (a) and (b) must be identical before anything is reported (exit 1 if not).
+Times are medians of ``--repeat`` runs. Peak memory of the core is the column bytes it holds
+plus the tracemalloc peak of one extra core run (NumPy reports its buffers to tracemalloc);
+the baselines allocate natively, so for all three engines the growth of the process's resident
+memory during one run (sampled every millisecond) is reported as well.
+
+Tuning (default, ``--no-tune`` to measure the process as it starts): on AMD CPUs with AVX-512
+(Zen 4) NumPy's AVX-512 sort is several times slower than its AVX2 sort, because compress-store
+is microcoded there, so the run re-executes itself with ``NPY_DISABLE_CPU_FEATURES`` set; and
+glibc is told to keep freed memory (``MALLOC_MMAP_MAX_=0``, a high trim threshold) so that
+repeated queries reuse pages instead of re-faulting them, as DuckDB's and Polars' own
+allocators do. The enclave manifest can set the same environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from benchmarks.datagen import (
+    ADVERTISER_SCHEMA,
+    DIMENSION_SIZES,
+    PUBLISHER_SCHEMA,
+    VALUE_RANGE_CENTS,
+    Parties,
+    generate,
+)
+from cleanroom.batch import encode_batch, rows_per_batch
+from enclave import compute, noise
+from enclave.columns import ColumnarTable, decode_batch
+
+CHUNK_BYTES = 8 << 20
+COHORT_DIMS = ("campaign", "age_band", "region")
+UNBOUNDED = 1 << 40  # bounds no user can reach: bounding keeps every matched row
+TUNED_ENV = {
+    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 40),
+}
+AVX2_SORT_ENV = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL"}
+HTTP_NOTE = "full HTTP path (upload both parties + query through the host) is not wired yet"
+
+# Per cohort: distinct matched users, matched impression rows, and the sum over (user, cohort)
+# pairs of the user's total conversion value -- the core's semantics with unlimited bounds.
+BASELINE_SQL = """
+WITH u AS (SELECT id, SUM(value) AS total FROM adv GROUP BY id),
+pairs AS (
+    SELECT p.campaign, p.age_band, p.region, p.id, COUNT(*) AS n, ANY_VALUE(u.total) AS total
+    FROM pub p JOIN u ON p.id = u.id
+    GROUP BY p.campaign, p.age_band, p.region, p.id)
+SELECT campaign, age_band, region,
+       COUNT(*) AS users, SUM(n)::BIGINT AS rows, SUM(total)::BIGINT AS metric_sum
+FROM pairs GROUP BY campaign, age_band, region
+"""
+
+Result = tuple[np.ndarray, np.ndarray, np.ndarray]  # users, rows, metric_sum per cohort code
+
+
+# ------------------------------------------------------------------------------------ utilities
+
+
+def _median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any]:
+    times, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, out
+
+
+def _rss_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_growth(fn: Callable[[], Any]) -> int | None:
+    """Growth of resident memory while ``fn`` ran, sampled every millisecond by a thread.
+
+    VmHWM is not used: the kernel updates it lazily, so it misses short-lived peaks. Under the
+    tuned glibc settings freed NumPy memory stays resident, so this under-counts the core.
+    """
+    try:
+        before = _resident_bytes()
+    except (OSError, ValueError):
+        return None
+    peak, done = [before], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.001):
+            peak[0] = max(peak[0], _resident_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak[0], _resident_bytes()) - before
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _amd_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as info:
+            text = info.read(8192)
+    except OSError:
+        return False
+    return "AuthenticAMD" in text and " avx512f" in text
+
+
+def _retune(argv: list[str]) -> None:
+    """Re-execute with the tuned environment unless already done or refused."""
+    if "--no-tune" in argv or os.environ.get("CLEANROOM_BENCH_TUNED") == "1":
+        return
+    env = {**os.environ, **TUNED_ENV, "CLEANROOM_BENCH_TUNED": "1"}
+    if _amd_avx512() and "NPY_DISABLE_CPU_FEATURES" not in os.environ:
+        env.update(AVX2_SORT_ENV)
+    sys.stdout.flush()
+    # The environment must be in place before NumPy and glibc initialise: hence a re-exec.
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run", *argv], env)  # noqa: S606
+
+
+# --------------------------------------------------------------------------------------- ingest
+
+
+def encrypt_upload(columns: dict[str, np.ndarray], schema, key: bytes) -> list[bytes]:
+    """Client side, not timed: encode into 8 MiB batches and seal each with AES-256-GCM."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aead = AESGCM(key)
+    step = rows_per_batch(schema, CHUNK_BYTES)
+    rows = len(columns["id"])
+    chunks = []
+    for i, start in enumerate(range(0, rows, step)):
+        batch = encode_batch({k: v[start : start + step] for k, v in columns.items()}, schema)
+        chunks.append(aead.encrypt(i.to_bytes(12, "big"), batch, b"bench" + i.to_bytes(8, "big")))
+    return chunks
+
+
+def ingest(chunks: list[bytes], schema, key: bytes, rows: int) -> ColumnarTable:
+    """Enclave side, timed: decrypt_into one reused buffer, view it, append to the table."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aead = AESGCM(key)
+    buf = bytearray(CHUNK_BYTES)
+    table = ColumnarTable(schema, capacity_hint=rows, max_rows=rows)
+    for i, ct in enumerate(chunks):
+        plain = memoryview(buf)[: len(ct) - 16]
+        aead.decrypt_into(i.to_bytes(12, "big"), ct, b"bench" + i.to_bytes(8, "big"), plain)
+        table.append(decode_batch(plain, schema, DIMENSION_SIZES))
+    return table
+
+
+# ----------------------------------------------------------------------------------------- core
+
+
+def run_core(pub: ColumnarTable, adv: ColumnarTable, *, l0: int = UNBOUNDED,
+             linf: int = UNBOUNDED) -> tuple[compute.AggregateCounts, dict[str, float]]:
+    """Join + aggregate as the enclave's query path does it, with per-stage wall times.
+
+    Like ``enclave/analyses.py``, only matched rows are carried past the join.
+    """
+    t0 = time.perf_counter()
+    match = compute.match_users(pub.ids, adv.ids)
+    t1 = time.perf_counter()
+    matched = match.left_user >= 0
+    dims = [pub.column(name)[matched] for name in COHORT_DIMS]
+    codes, n_cohorts = compute.cohort_codes(dims, [DIMENSION_SIZES[n] for n in COHORT_DIMS])
+    users = match.left_user[matched]
+    del dims, matched
+    t2 = time.perf_counter()
+    keep = compute.bound_contributions(users, codes, match.n_matched,
+                                       max_cohorts_per_user=l0, max_rows_per_user_per_cohort=linf,
+                                       random_bytes=os.urandom, n_cohorts=n_cohorts)
+    t3 = time.perf_counter()
+    adv_matched = match.right_user >= 0
+    metric = compute.per_user_metric(match.right_user[adv_matched],
+                                     adv.column("value")[adv_matched], match.n_matched,
+                                     lo=0, hi=VALUE_RANGE_CENTS[1], max_rows_per_user=linf,
+                                     random_bytes=os.urandom)
+    del adv_matched
+    t4 = time.perf_counter()
+    result = compute.aggregate(users, codes, n_cohorts, metric, keep)
+    t5 = time.perf_counter()
+    stages = {"match": t1 - t0, "cohorts": t2 - t1, "bound": t3 - t2, "metric": t4 - t3,
+              "aggregate": t5 - t4}
+    return result, stages
+
+
+def time_noise(n_cells: int) -> float:
+    """Exact discrete Laplace for users/rows/sum of every cell (ε = 1 split three ways)."""
+    start = time.perf_counter()
+    for sensitivity in (5, 5 * 10, 5 * 10 * VALUE_RANGE_CENTS[1]):
+        noise.noise_vector(n_cells, noise.laplace_scale(sensitivity, "0.3333"),
+                           noise.discrete_laplace)
+    return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------ baselines
+
+
+def _arrow_tables(parties: Parties):
+    import pyarrow as pa
+
+    def table(columns: dict[str, np.ndarray]):
+        out = {}
+        for name, col in columns.items():
+            if name == "id":
+                raw = pa.py_buffer(np.ascontiguousarray(col))
+                out[name] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), len(col),
+                                                                 [None, raw])
+            else:
+                out[name] = pa.array(col)
+        return pa.table(out)
+
+    return table(parties.publisher), table(parties.advertiser)
+
+
+def _to_result(campaign, age, region, users, rows, metric) -> Result:
+    codes = (np.asarray(campaign, np.int64) * 6 + np.asarray(age, np.int64)) * 10
+    codes += np.asarray(region, np.int64)
+    out = [np.zeros(50 * 6 * 10, np.int64) for _ in range(3)]
+    for arr, values in zip(out, (users, rows, metric), strict=True):
+        arr[codes] = np.asarray(values, np.int64)
+    return out[0], out[1], out[2]
+
+
+def duckdb_baseline(parties: Parties, repeat: int) -> dict[str, Any]:
+    import duckdb
+
+    pub, adv = _arrow_tables(parties)
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.register("pub_arrow", pub)
+    con.register("adv_arrow", adv)
+    con.execute("CREATE TABLE pub AS SELECT id::BLOB AS id, campaign, age_band, region "
+                "FROM pub_arrow")
+    con.execute("CREATE TABLE adv AS SELECT id::BLOB AS id, value FROM adv_arrow")
+    del pub, adv
+
+    def query() -> Result:
+        r = con.execute(BASELINE_SQL).fetchnumpy()
+        return _to_result(r["campaign"], r["age_band"], r["region"], r["users"], r["rows"],
+                          r["metric_sum"])
+
+    median, times, result = _median_time(query, repeat)
+    peak = _peak_rss_growth(query)
+    return {"s": median, "runs": times, "result": result, "peak_rss_growth": peak,
+            "version": duckdb.__version__, "threads": 2}
+
+
+def polars_baseline(parties: Parties, repeat: int) -> dict[str, Any]:
+    import polars as pl
+
+    pub_arrow, adv_arrow = _arrow_tables(parties)
+    pub, adv = pl.from_arrow(pub_arrow), pl.from_arrow(adv_arrow)
+    del pub_arrow, adv_arrow
+    keys = list(COHORT_DIMS)
+
+    def query() -> Result:
+        totals = adv.lazy().group_by("id").agg(pl.col("value").sum().alias("total"))
+        pairs = (pub.lazy().join(totals, on="id", how="inner")
+                 .group_by([*keys, "id"]).agg(pl.len().alias("n"), pl.col("total").first()))
+        r = (pairs.group_by(keys)
+             .agg(pl.len().alias("users"), pl.col("n").sum().alias("rows"),
+                  pl.col("total").sum().alias("metric_sum"))
+             .collect())
+        return _to_result(r["campaign"].to_numpy(), r["age_band"].to_numpy(),
+                          r["region"].to_numpy(), r["users"].to_numpy(), r["rows"].to_numpy(),
+                          r["metric_sum"].to_numpy())
+
+    median, times, result = _median_time(query, repeat)
+    peak = _peak_rss_growth(query)
+    return {"s": median, "runs": times, "result": result, "peak_rss_growth": peak,
+            "version": pl.__version__, "threads": pl.thread_pool_size()}
+
+
+def numpy_reference(parties: Parties) -> Result:
+    """An independent plaintext reference (np.unique on whole digests) for when no baseline runs."""
+    pub, adv = parties.publisher, parties.advertiser
+    pub_ids = np.ascontiguousarray(pub["id"]).view("V32").ravel()
+    adv_ids = np.ascontiguousarray(adv["id"]).view("V32").ravel()
+    uniq, adv_inv = np.unique(adv_ids, return_inverse=True)
+    totals = np.zeros(len(uniq), np.int64)
+    np.add.at(totals, adv_inv, adv["value"])
+    pos = np.minimum(np.searchsorted(uniq, pub_ids), len(uniq) - 1)
+    hit = uniq[pos] == pub_ids
+    users, codes = pos[hit], ((pub["campaign"][hit].astype(np.int64) * 6
+                               + pub["age_band"][hit]) * 10 + pub["region"][hit])
+    rows = np.bincount(codes, minlength=3000)
+    pairs = np.unique(users * 3000 + codes)
+    metric = np.zeros(3000, np.int64)
+    np.add.at(metric, pairs % 3000, totals[pairs // 3000])
+    return np.bincount(pairs % 3000, minlength=3000), rows, metric
+
+
+def _baseline(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return fn()
+    except ImportError as err:
+        return {"skipped": f"{name} not importable ({err.name}); pip install -r "
+                           "requirements/bench.txt"}
+
+
+def _same(core: compute.AggregateCounts, other: Result) -> bool:
+    assert core.metric_sum is not None
+    mine = (core.users, core.rows, core.metric_sum)
+    return all(np.array_equal(a, b) for a, b in zip(mine, other, strict=True))
+
+
+# ----------------------------------------------------------------------------------------- main
+
+
+def _measure_ingest(parties: Parties, repeat: int) -> tuple[dict[str, Any], list[ColumnarTable]]:
+    key = os.urandom(32)
+    uploads = [(encrypt_upload(parties.publisher, PUBLISHER_SCHEMA, key), PUBLISHER_SCHEMA),
+               (encrypt_upload(parties.advertiser, ADVERTISER_SCHEMA, key), ADVERTISER_SCHEMA)]
+    rows = len(parties.publisher["id"])
+    plain = sum(len(ct) - 16 for chunks, _ in uploads for ct in chunks)
+    tables: list[ColumnarTable] = []
+
+    def run() -> None:
+        tables.clear()  # free the previous run's tables first, as a restarted upload would
+        tables.extend(ingest(chunks, schema, key, rows) for chunks, schema in uploads)
+
+    median, times, _ = _median_time(run, repeat)
+    return {"ingest_s": median, "ingest_runs": times, "ingest_plaintext_bytes": plain,
+            "ingest_GBps": plain / median / 1e9,
+            "ingest_first_run_GBps": plain / times[0] / 1e9,
+            "ingest_note": "first run includes first-touch page faults of the new tables",
+            "chunks": sum(len(c) for c, _ in uploads)}, tables
+
+
+def _measure_core(pub: ColumnarTable, adv: ColumnarTable, repeat: int,
+                  memory: bool) -> tuple[dict[str, Any], compute.AggregateCounts]:
+    runs = [run_core(pub, adv) for _ in range(repeat)]
+    totals = [sum(stages.values()) for _, stages in runs]
+    stage_names = runs[0][1]
+    out: dict[str, Any] = {
+        "core_s": statistics.median(totals), "core_runs": totals,
+        "core_stages_s": {k: statistics.median(r[1][k] for r in runs) for k in stage_names},
+        "core_bounded_s": statistics.median(
+            sum(run_core(pub, adv, l0=5, linf=10)[1].values()) for _ in range(repeat)),
+        "core_bounded_note": "same core with L0 = 5 cohorts/user, Linf = 10 rows/user/cohort",
+    }
+    if memory:
+        held = pub.nbytes + adv.nbytes
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        run_core(pub, adv)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out.update(core_extra_peak_bytes=peak, peak_mem_bytes=held + peak,
+                   core_peak_rss_growth=_peak_rss_growth(lambda: run_core(pub, adv)))
+    return out, runs[-1][0]
+
+
+def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True,
+              memory: bool = True) -> dict[str, Any]:
+    """Run (a)-(c) on ``rows`` rows per party; raises AssertionError if aggregates differ."""
+    parties = generate(rows)
+    report: dict[str, Any] = {
+        "rows_per_party": rows, "repeat": repeat, "raw_bytes": parties.raw_bytes,
+        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "numpy": np.__version__},
+        "process_env": {k: os.environ[k] for k in (*TUNED_ENV, *AVX2_SORT_ENV)
+                        if k in os.environ},
+    }
+    ingest_report, (pub, adv) = _measure_ingest(parties, repeat)
+    report.update(ingest_report)
+    core_report, core_result = _measure_core(pub, adv, repeat, memory)
+    report.update(core_report)
+    report["n_matched_users"] = compute.match_users(pub.ids, adv.ids).n_matched
+    report["core_rows_per_s"] = 2 * rows / report["core_s"]
+    if memory:
+        report["peak_mem_vs_raw_bytes"] = report["peak_mem_bytes"] / parties.raw_bytes
+        report["peak_mem_method"] = ("column bytes held + tracemalloc peak of one core run; "
+                                     "*_peak_rss_growth = sampled RSS growth during one run")
+    report["noise_cells"] = 3000
+    report["noise_s"] = time_noise(3000)
+    checks = {}
+    for name, fn in (("duckdb", duckdb_baseline), ("polars", polars_baseline)):
+        res = _baseline(name, lambda fn=fn: fn(parties, repeat)) if baselines else {
+            "skipped": "--no-baselines"}
+        if "result" in res:
+            checks[name] = _same(core_result, res.pop("result"))
+            report[f"core_vs_{name}"] = report["core_s"] / res["s"]
+        else:
+            report[f"core_vs_{name}"] = None
+        report[name] = res
+    if not checks:
+        checks["numpy_reference"] = _same(core_result, numpy_reference(parties))
+    report["identical_aggregates"] = checks
+    if not all(checks.values()):
+        raise AssertionError(f"aggregates differ from a baseline: {checks}")
+    report["http"] = None
+    report["http_note"] = HTTP_NOTE
+    return report
+
+
+def _print_human(r: dict[str, Any]) -> None:
+    print(f"rows per party {r['rows_per_party']:,}  raw column bytes {r['raw_bytes'] / 1e6:.0f} MB"
+          f"  matched users {r['n_matched_users']:,}  ({r['machine']['cpu']}, "
+          f"{r['machine']['cores']} cores)")
+    print(f"env: {r['process_env'] or 'untuned'}")
+    print(f"ingest  {r['ingest_s']:.3f} s  {r['ingest_GBps']:.2f} GB/s plaintext (first run "
+          f"{r['ingest_first_run_GBps']:.2f} GB/s: page faults of fresh tables)")
+    stages = "  ".join(f"{k} {v:.3f}" for k, v in r["core_stages_s"].items())
+    print(f"core    {r['core_s']:.3f} s  ({r['core_rows_per_s'] / 1e6:.1f} M rows/s; {stages}; "
+          f"runs {', '.join(f'{t:.3f}' for t in r['core_runs'])})")
+    print(f"core with binding bounds {r['core_bounded_s']:.3f} s; noise for "
+          f"{r['noise_cells']} cells x 3: {r['noise_s']:.3f} s")
+    for name in ("duckdb", "polars"):
+        b = r[name]
+        if "skipped" in b:
+            print(f"{name:7s} skipped: {b['skipped']}")
+        else:
+            print(f"{name:7s} {b['s']:.3f} s  core_vs_{name} {r[f'core_vs_{name}']:.2f}")
+    if "peak_mem_vs_raw_bytes" in r:
+        print(f"peak memory {r['peak_mem_bytes'] / 1e6:.0f} MB = "
+              f"{r['peak_mem_vs_raw_bytes']:.2f} x raw ({r['peak_mem_method']})")
+    print(f"identical aggregates: {r['identical_aggregates']}; http: {r['http_note']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split(
+        "\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per party")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-tune", action="store_true", help="keep NumPy/glibc defaults")
+    parser.add_argument("--no-baselines", action="store_true")
+    args = parser.parse_args(argv)
+    _retune(argv)
+    try:
+        report = benchmark(args.rows, max(1, args.repeat), baselines=not args.no_baselines)
+    except AssertionError as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_human(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
