@@ -18,6 +18,7 @@ the ``n_cohorts`` outputs of ``aggregate``, adding or removing one user changes
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,10 +33,12 @@ __all__ = [
     "bound_contributions",
     "check_no_overflow",
     "cohort_codes",
+    "frequency_histogram",
     "match_users",
     "overlap",
     "per_user_metric",
     "sensitivities",
+    "unit_codes",
 ]
 
 RandomBytes = Callable[[int], bytes]
@@ -100,6 +103,8 @@ def _pack_sorted(left: np.ndarray, right: np.ndarray, shift: int) -> np.ndarray:
 
     Left indices are all below right ones, so inside a run of equal prefixes the left rows come
     first: a run holds both sides exactly when its first row is left and its last row is right.
+    Each side is sorted on its own core (NumPy releases the GIL; values, not argsort), then one
+    stable sort merges the two sorted runs in linear time (timsort finds the runs).
     """
     n_left = len(left)
     packed = np.empty(n_left + len(right), dtype=np.uint64)
@@ -110,12 +115,18 @@ def _pack_sorted(left: np.ndarray, right: np.ndarray, shift: int) -> np.ndarray:
             out = packed[base + start : base + stop]
             np.bitwise_and(side[start:stop, 0], high, out=out)
             out |= np.arange(base + start, base + stop, dtype=np.uint64)
-    packed.sort()  # values, not argsort: the SIMD sort path
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(np.ndarray.sort, (packed[:n_left], packed[n_left:])))
+    packed.sort(kind="stable")
     return packed
 
 
-def _candidate_runs(packed: np.ndarray, shift: int, n_left: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start, length) of each run of equal prefixes that holds rows of both sides."""
+def _candidate_runs(packed: np.ndarray, shift: int,
+                    n_left: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, split, end) of each run of equal prefixes that holds rows of both sides.
+
+    Rows [start, split) of ``packed`` are the run's left rows and [split, end) its right rows.
+    """
     n = len(packed)
     low = np.uint64((1 << shift) - 1)
     new = np.empty(n + 1, dtype=bool)  # new[i]: row i starts a run; new[n] closes the last one
@@ -137,49 +148,40 @@ def _candidate_runs(packed: np.ndarray, shift: int, n_left: int) -> tuple[np.nda
     both &= edge >= n_left  # ... and its last row is right
     del edge
     bounds += 1
-    starts = bounds[:-1][both]
-    return starts, bounds[1:][both] - starts
+    starts, ends = bounds[:-1][both], bounds[1:][both]
+    del bounds, both
+    # the first right row of a run is the first value >= [its prefix | n_left]
+    first_right = np.take(packed, starts)
+    first_right &= ~low
+    first_right |= np.uint64(n_left)
+    splits = np.searchsorted(packed, first_right)
+    return starts, splits, ends
 
 
-def _candidate_rows(packed: np.ndarray, starts: np.ndarray, counts: np.ndarray,
-                    shift: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row index (left rows first, then right) and run number of every row of the runs."""
+def _rows_of_runs(packed: np.ndarray, starts: np.ndarray, stops: np.ndarray, shift: int,
+                  base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Table row (packed index - base) and run number of every row in [starts, stops)."""
+    counts = stops - starts
     run = np.repeat(np.arange(len(starts)), counts)
     first = np.cumsum(counts) - counts  # first output slot of each run
-    idx = np.arange(len(run), dtype=np.int64)
-    idx += (starts - first)[run]  # now positions in ``packed``
-    np.take(packed, idx, out=idx.view(np.uint64))
-    idx &= (1 << shift) - 1
-    return idx, run
+    rows = np.arange(len(run), dtype=np.int64)
+    rows += (starts - first)[run]  # now positions in ``packed``
+    np.take(packed, rows, out=rows.view(np.uint64))
+    rows &= (1 << shift) - 1
+    rows -= base
+    return rows, run
 
 
-def _gather(left: np.ndarray, right: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Full digests (as lanes) of rows given in the combined index space."""
-    out = np.empty((len(idx), 4), dtype=np.uint64)
-    is_left = idx < len(left)
-    out[is_left] = np.take(left, idx[is_left], axis=0)
-    out[~is_left] = np.take(right, idx[~is_left] - len(left), axis=0)
-    return out
-
-
-def _equal_rows(a: np.ndarray, b: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
-    """a[i] == b[b_rows[i]] on all four lanes."""
-    ok = a[:, 0] == b[b_rows, 0]
-    for lane in range(1, 4):
-        ok &= a[:, lane] == b[b_rows, lane]
+def _equal_to_heads(side: np.ndarray, rows: np.ndarray, run: np.ndarray,
+                    heads: np.ndarray) -> np.ndarray:
+    """side[rows[i]] == heads[run[i]] on all 32 bytes, computed in memory-bounded chunks."""
+    ok = np.empty(len(rows), dtype=bool)
+    for start in range(0, len(rows), _CHUNK):
+        stop = start + _CHUNK
+        got = np.take(side, rows[start:stop], axis=0)
+        want = np.take(heads, run[start:stop], axis=0)
+        np.all(got == want, axis=1, out=ok[start:stop])
     return ok
-
-
-def _bad_runs(left: np.ndarray, right: np.ndarray, idx: np.ndarray, run: np.ndarray,
-              counts: np.ndarray) -> np.ndarray:
-    """Runs whose rows are not all equal, on 32 bytes, to the run's first (left) row."""
-    head = np.take(left, idx[np.cumsum(counts) - counts], axis=0)
-    bad = np.zeros(len(counts), dtype=bool)
-    for start in range(0, len(idx), _CHUNK):  # chunks bound the gathered rows' memory
-        chunk_run = run[start : start + _CHUNK]
-        rows = _gather(left, right, idx[start : start + _CHUNK])
-        bad[chunk_run[~_equal_rows(rows, head, chunk_run)]] = True
-    return bad
 
 
 def match_users(left_ids: np.ndarray, right_ids: np.ndarray) -> UserMatch:
@@ -199,38 +201,41 @@ def match_users(left_ids: np.ndarray, right_ids: np.ndarray) -> UserMatch:
     if shift > _MAX_INDEX_BITS:
         raise InvalidInput("too many rows to join")
     packed = _pack_sorted(left, right, shift)
-    starts, counts = _candidate_runs(packed, shift, n_left)
-    idx, run = _candidate_rows(packed, starts, counts, shift)
-    del packed, starts  # free the sort buffer before the outputs take its place
-    bad = _bad_runs(left, right, idx, run, counts)
+    starts, splits, ends = _candidate_runs(packed, shift, n_left)
+    li, lrun = _rows_of_runs(packed, starts, splits, shift, 0)
+    ri, rrun = _rows_of_runs(packed, splits, ends, shift, n_left)
+    del packed  # free the sort buffer before the outputs take its place
+    lcounts = splits - starts
+    heads = np.take(left, li[np.cumsum(lcounts) - lcounts], axis=0)  # each run's first row
+    del starts, splits, ends, lcounts
+    bad = np.zeros(len(heads), dtype=bool)
+    bad[lrun[~_equal_to_heads(left, li, lrun, heads)]] = True
+    bad[rrun[~_equal_to_heads(right, ri, rrun, heads)]] = True
     code = np.cumsum(~bad) - 1
     code[bad] = -1
     n_clean = len(bad) - int(np.count_nonzero(bad))
     left_user = np.full(n_left, -1, np.int64)
     right_user = np.full(n_right, -1, np.int64)
-    for start in range(0, len(idx), _CHUNK):
-        chunk = idx[start : start + _CHUNK]
-        chunk_code = code[run[start : start + _CHUNK]]
-        is_left = chunk < n_left
-        left_user[chunk[is_left]] = chunk_code[is_left]
-        right_user[chunk[~is_left] - n_left] = chunk_code[~is_left]
-    fallback = idx[bad[run]]
-    n_extra = _fallback(_gather(left, right, fallback), fallback, n_left, left_user, right_user,
+    left_user[li] = code[lrun]
+    right_user[ri] = code[rrun]
+    n_extra = _fallback(left, right, li[bad[lrun]], ri[bad[rrun]], left_user, right_user,
                         n_clean)
     return UserMatch(left_user, right_user, n_clean + n_extra)
 
 
-def _fallback(full: np.ndarray, idx: np.ndarray, n_left: int, left_user: np.ndarray,
-              right_user: np.ndarray, first_code: int) -> int:
+def _fallback(left: np.ndarray, right: np.ndarray, li: np.ndarray, ri: np.ndarray,
+              left_user: np.ndarray, right_user: np.ndarray, first_code: int) -> int:
     """Exact grouping on all 32 bytes for rows of prefix-collision runs; returns new codes."""
-    if len(idx) == 0:
+    if len(li) == 0:
         return 0
+    full = np.concatenate([np.take(left, li, axis=0), np.take(right, ri, axis=0)])
+    is_left = np.arange(len(full)) < len(li)
+    rows = np.concatenate([li, ri])
     order = np.lexsort(full.T[::-1])  # any total order on the 32 bytes groups equal ids
-    full, idx = full[order], idx[order]
-    new = np.ones(len(idx), dtype=bool)
+    full, is_left, rows = full[order], is_left[order], rows[order]
+    new = np.ones(len(rows), dtype=bool)
     new[1:] = (full[1:] != full[:-1]).any(axis=1)
     group = np.cumsum(new) - 1
-    is_left = idx < n_left
     has_l = np.zeros(group[-1] + 1, dtype=bool)
     has_r = np.zeros_like(has_l)
     has_l[group[is_left]] = True
@@ -238,8 +243,8 @@ def _fallback(full: np.ndarray, idx: np.ndarray, n_left: int, left_user: np.ndar
     matched = has_l & has_r
     code = first_code + np.cumsum(matched) - 1
     hit = matched[group]
-    left_user[idx[hit & is_left]] = code[group[hit & is_left]]
-    right_user[idx[hit & ~is_left] - n_left] = code[group[hit & ~is_left]]
+    left_user[rows[hit & is_left]] = code[group[hit & is_left]]
+    right_user[rows[hit & ~is_left]] = code[group[hit & ~is_left]]
     return int(np.count_nonzero(matched))
 
 
@@ -408,3 +413,43 @@ def aggregate(
         metric = np.zeros(n_cohorts, dtype=np.int64)
         np.add.at(metric, pair_cohort, user_metric[pair_user])
     return AggregateCounts(n_users, rows, metric)
+
+
+# ----------------------------------------------------------------- added for the privacy engine
+
+
+def frequency_histogram(row_user: np.ndarray, row_cohort: np.ndarray, n_cohorts: int,
+                        max_frequency: int) -> np.ndarray:
+    """int64[n_cohorts, F]: units per cohort by their number of rows, the last bucket being ≥ F.
+
+    Pass only kept rows of matched units (``row_user >= 0``); each (unit, cohort) pair with r
+    rows adds one to bucket min(r, F) - 1 of its cohort.
+    """
+    if max_frequency < 1:
+        raise InvalidInput("max_frequency must be at least 1")
+    pair = row_user.astype(np.int64) * np.int64(n_cohorts)
+    pair += row_cohort
+    pair.sort()
+    new = np.ones(len(pair), dtype=bool)
+    new[1:] = pair[1:] != pair[:-1]
+    starts = np.flatnonzero(new)
+    per_pair = np.diff(np.append(starts, len(pair)))
+    cohort = pair[starts] % n_cohorts
+    bucket = np.minimum(per_pair, max_frequency) - 1
+    flat = np.bincount(cohort * max_frequency + bucket, minlength=n_cohorts * max_frequency)
+    return flat.astype(np.int64, copy=False).reshape(n_cohorts, max_frequency)
+
+
+def unit_codes(ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense code per row of one table's distinct 32-byte ids (all rows, matched or not)."""
+    lanes = _lanes(ids)
+    n = len(lanes)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    order = np.lexsort(lanes.T[::-1])  # lane 0 most significant; any total order would do
+    ordered = lanes[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    codes = np.empty(n, dtype=np.int64)
+    codes[order] = np.cumsum(new) - 1
+    return codes, int(np.count_nonzero(new))

@@ -278,7 +278,7 @@ class Session:
             if name not in state.tables:
                 raise ConflictError(f"dataset {name!r} has no accepted upload yet")
         state.replay.check_and_remember(query_id, request["issued_at"], self._now())
-        state.ledger.charge(plan.charged_datasets, plan.epsilon)
+        state.ledger.charge(plan.charged_datasets, plan.cost, plan.delta)
         self._seal()  # the budget is spent before any data is read, and stays spent
 
         release = run_query(plan, state.policy, state.tables, self._noise, self._random_bytes)

@@ -20,6 +20,10 @@ from protocol.errors import PolicyInvalid
 
 __all__ = [
     "ANALYSIS_KINDS",
+    "COHORT_KEYS",
+    "DEFAULT_DELTA",
+    "MAX_IDENTIFIERS",
+    "MODES",
     "Analysis",
     "ColumnRef",
     "Dataset",
@@ -32,7 +36,15 @@ __all__ = [
 ]
 
 POLICY_FORMAT = 1
-ANALYSIS_KINDS = ("overlap", "aggregate")
+ANALYSIS_KINDS = ("overlap", "aggregate", "reach_frequency", "attribution", "cohort_activation")
+MODES = ("pure", "zcdp")  # pure ε-DP with discrete Laplace, or ρ-zCDP with discrete Gaussian
+COHORT_KEYS = ("public", "private")
+DEFAULT_DELTA = Fraction(1, 10**9)
+MAX_IDENTIFIERS = 100_000  # cohort_activation: ids per result, so a result fits one frame
+# Hard caps on a dataset's total budget (reference §5.6: AWS caps ε at 20). ρ = 2 is ε ≈ 15 at
+# δ = 1e-9 by the Bun–Steinke bound.
+_BUDGET_CAP = {"pure": Fraction(20), "zcdp": Fraction(2)}
+_UNIT = {"pure": "epsilon", "zcdp": "rho"}
 ID_NORMALIZATIONS = ("email", "phone", "exact")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _COLLAB = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -102,20 +114,46 @@ class Analysis:
     kind: str
     requesters: tuple[str, ...]
     recipients: tuple[str, ...]
-    epsilon: Fraction
+    epsilon: Fraction | None  # per-query charge in pure mode ...
+    rho: Fraction | None  # ... or in zcdp mode: exactly one of the two is set
     group_by: tuple[ColumnRef, ...]  # dimensions a query may group by
     max_group_by: int
     metrics: tuple[ColumnRef, ...]
+    cohort_keys: str = "public"  # "private": a cohort is released only past the threshold τ
+    events: str | None = None  # reach_frequency: the dataset whose rows are the exposures
+    max_frequency: int | None = None  # reach_frequency: last histogram bucket is ">= this"
+    max_identifiers: int | None = None  # cohort_activation: at most this many ids per result
+
+    @property
+    def cost(self) -> Fraction:
+        """What one query charges to each protected dataset, in the policy's budget unit."""
+        cost = self.epsilon if self.epsilon is not None else self.rho
+        assert cost is not None
+        return cost
 
 
 @dataclass(frozen=True)
 class Privacy:
-    mode: str
+    mode: str  # "pure" (budgets in ε) or "zcdp" (budgets in ρ)
     min_cohort_size: int
     max_cohorts_per_user: int  # L0
     max_rows_per_user: int  # Linf, per (user, cohort) and per user for metrics
-    epsilon_per_query_max: Fraction
-    budget: dict[str, Fraction]  # total epsilon per protected dataset
+    epsilon_per_query_max: Fraction | None  # pure mode
+    budget: dict[str, Fraction]  # total ε (pure) or ρ (zcdp) per protected dataset
+    rho_per_query_max: Fraction | None = None  # zcdp mode
+    delta: Fraction = DEFAULT_DELTA  # per query: private-cohort selection and ρ -> (ε, δ)
+    refresh: str = "none"
+
+    @property
+    def unit(self) -> str:
+        """The budget unit: "epsilon" or "rho"."""
+        return _UNIT[self.mode]
+
+    @property
+    def per_query_max(self) -> Fraction:
+        cap = self.epsilon_per_query_max if self.mode == "pure" else self.rho_per_query_max
+        assert cap is not None
+        return cap
 
 
 @dataclass(frozen=True)
@@ -299,7 +337,57 @@ def _column_refs(r: _Reader, key: str, datasets: dict[str, Dataset], role: str) 
     return tuple(refs)
 
 
-def _analysis(r: _Reader, party_ids: set[str], datasets: dict[str, Dataset]) -> Analysis:
+def _one_dataset(refs: tuple[ColumnRef, ...], where: str) -> str | None:
+    names = {ref.dataset for ref in refs}
+    if len(names) > 1:
+        raise PolicyInvalid(f"{where}: columns must all come from one dataset")
+    return next(iter(names), None)
+
+
+def _kind_rules(r: _Reader, kind: str, group_by: tuple[ColumnRef, ...], metrics: tuple[ColumnRef, ...],
+                recipients: tuple[str, ...], privacy: Privacy, datasets: dict[str, Dataset],
+                join: tuple[str, ...]) -> dict[str, Any]:
+    """Fields and constraints that only one analysis kind has; returns the extra fields."""
+    extra: dict[str, Any] = {}
+    if kind in ("overlap", "reach_frequency", "cohort_activation") and metrics:
+        raise PolicyInvalid(f"{r.path}.metrics: a {kind} analysis has no metrics")
+    if kind == "aggregate" and not (group_by and metrics):
+        raise PolicyInvalid(f"{r.path}: an aggregate needs group_by and metrics")
+    if kind == "reach_frequency":
+        events = r.get("events", str)
+        if events not in join:
+            raise PolicyInvalid(f"{r.path}.events: must name one of the joined datasets")
+        if {ref.dataset for ref in group_by} - {events}:
+            raise PolicyInvalid(f"{r.path}.group_by: must be dimensions of the events dataset")
+        extra["events"] = events
+        extra["max_frequency"] = r.positive_int("max_frequency", upper=privacy.max_rows_per_user)
+    if kind == "attribution":
+        if not (group_by and metrics):
+            raise PolicyInvalid(f"{r.path}: an attribution needs group_by (exposures) and metrics")
+        exposures = _one_dataset(group_by, f"{r.path}.group_by")
+        converters = _one_dataset(metrics, f"{r.path}.metrics")
+        if exposures == converters:
+            raise PolicyInvalid(f"{r.path}.metrics: must come from the other joined dataset than group_by")
+    if kind == "cohort_activation":
+        if len(recipients) != 1 or not any(datasets[name].owner == recipients[0] for name in join):
+            raise PolicyInvalid(f"{r.path}.recipients: exactly one party that owns a joined dataset")
+        # Activation releases row-level identifiers, which no DP mechanism protects: the policy
+        # must say so in words both parties sign.
+        if r.get("release_own_identifiers", bool, False) is not True:
+            raise PolicyInvalid(f"{r.path}.release_own_identifiers: must be true for cohort_activation")
+        extra["max_identifiers"] = r.positive_int("max_identifiers", default=MAX_IDENTIFIERS,
+                                                  upper=MAX_IDENTIFIERS)
+    cohort_keys = r.get("cohort_keys", str, "public")
+    if cohort_keys not in COHORT_KEYS:
+        raise PolicyInvalid(f"{r.path}.cohort_keys: must be one of {COHORT_KEYS}")
+    if cohort_keys == "private" and (kind == "cohort_activation" or not group_by):
+        raise PolicyInvalid(f"{r.path}.cohort_keys: 'private' needs group_by and is not for activation")
+    extra["cohort_keys"] = cohort_keys
+    return extra
+
+
+def _analysis(r: _Reader, party_ids: set[str], datasets: dict[str, Dataset], privacy: Privacy,
+              join: tuple[str, ...]) -> Analysis:
     kind = r.get("kind", str)
     if kind not in ANALYSIS_KINDS:
         raise PolicyInvalid(f"{r.path}.kind: must be one of {ANALYSIS_KINDS}")
@@ -309,40 +397,63 @@ def _analysis(r: _Reader, party_ids: set[str], datasets: dict[str, Dataset]) -> 
             raise PolicyInvalid(f"{r.path}.{key}: must name parties of the policy")
     group_by = _column_refs(r, "group_by", datasets, "dimension")
     metrics = _column_refs(r, "metrics", datasets, "metric")
-    if kind == "aggregate" and not (group_by and metrics):
-        raise PolicyInvalid(f"{r.path}: an aggregate needs group_by and metrics")
-    if kind == "overlap" and metrics:
-        raise PolicyInvalid(f"{r.path}.metrics: an overlap has no metrics")
+    if {ref.dataset for ref in group_by + metrics} - set(join):
+        raise PolicyInvalid(f"{r.path}: columns must come from the joined datasets")
+    unit, other = ("epsilon", "rho") if privacy.mode == "pure" else ("rho", "epsilon")
+    if other in r.table:
+        raise PolicyInvalid(f"{r.path}.{other}: privacy.mode {privacy.mode!r} charges {unit}")
+    cost = r.fraction(unit)
+    extra = _kind_rules(r, kind, group_by, metrics, recipients, privacy, datasets, join)
     analysis = Analysis(
         id=r.name("id"),
         kind=kind,
         requesters=requesters,
         recipients=recipients,
-        epsilon=r.fraction("epsilon"),
+        epsilon=cost if unit == "epsilon" else None,
+        rho=cost if unit == "rho" else None,
         group_by=group_by,
         max_group_by=r.positive_int("max_group_by", default=max(1, len(group_by)), upper=8),
         metrics=metrics,
+        **extra,
     )
     r.done()
+    if cost > privacy.per_query_max:
+        raise PolicyInvalid(f"analyses.{analysis.id}.{unit}: exceeds privacy.{unit}_per_query_max")
     return analysis
 
 
 def _privacy(r: _Reader, datasets: dict[str, Dataset]) -> Privacy:
     mode = r.get("mode", str)
-    if mode != "pure":
-        raise PolicyInvalid(f"{r.path}.mode: only 'pure' (epsilon-DP, discrete Laplace) is supported")
+    if mode not in MODES:
+        raise PolicyInvalid(f"{r.path}.mode: must be 'pure' (epsilon-DP, discrete Laplace) or "
+                            "'zcdp' (rho-zCDP, discrete Gaussian)")
+    unit, other = _UNIT[mode], _UNIT["zcdp" if mode == "pure" else "pure"]
+    if f"{other}_per_query_max" in r.table:
+        raise PolicyInvalid(f"{r.path}.{other}_per_query_max: privacy.mode {mode!r} uses {unit}")
+    per_query_max = r.fraction(f"{unit}_per_query_max")
     budget_reader = _Reader(r.get("budget", dict), f"{r.path}.budget")
     budget = {}
     for name in datasets:
         budget[name] = budget_reader.fraction(name)
+        if budget[name] > _BUDGET_CAP[mode]:
+            raise PolicyInvalid(f"{r.path}.budget.{name}: at most {_BUDGET_CAP[mode]} ({unit})")
     budget_reader.done()
+    delta = r.fraction("delta", default="1e-9")
+    if delta >= Fraction(1, 1000):
+        raise PolicyInvalid(f"{r.path}.delta: must be below 0.001 (the default is 1e-9)")
+    refresh = r.get("refresh", str, "none")
+    if refresh != "none":
+        raise PolicyInvalid(f"{r.path}.refresh: only 'none' is supported (budgets never refresh)")
     privacy = Privacy(
         mode=mode,
         min_cohort_size=r.positive_int("min_cohort_size", upper=1_000_000),
         max_cohorts_per_user=r.positive_int("max_cohorts_per_user", upper=1000),
         max_rows_per_user=r.positive_int("max_rows_per_user", upper=100_000),
-        epsilon_per_query_max=r.fraction("epsilon_per_query_max"),
+        epsilon_per_query_max=per_query_max if mode == "pure" else None,
+        rho_per_query_max=per_query_max if mode == "zcdp" else None,
         budget=budget,
+        delta=delta,
+        refresh=refresh,
     )
     r.done()
     return privacy
@@ -375,14 +486,9 @@ def parse_policy(raw: bytes) -> Policy:
     if datasets[join[0]].owner == datasets[join[1]].owner:
         raise PolicyInvalid("join.datasets: must belong to different parties")
     privacy = _privacy(_Reader(r.get("privacy", dict), "privacy"), datasets)
-    analyses = tuple(_analysis(a, party_ids, datasets) for a in r.tables("analyses"))
+    analyses = tuple(_analysis(a, party_ids, datasets, privacy, join) for a in r.tables("analyses"))
     if len({a.id for a in analyses}) != len(analyses):
         raise PolicyInvalid("analyses: duplicate analysis id")
-    for a in analyses:
-        if a.epsilon > privacy.epsilon_per_query_max:
-            raise PolicyInvalid(f"analyses.{a.id}.epsilon: exceeds privacy.epsilon_per_query_max")
-        if {ref.dataset for ref in a.group_by + a.metrics} - set(join):
-            raise PolicyInvalid(f"analyses.{a.id}: columns must come from the joined datasets")
     policy = Policy(
         raw=raw,
         hash=hashlib.sha256(raw).digest(),

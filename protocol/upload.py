@@ -26,9 +26,12 @@ import struct
 from protocol.wire import canonical_packb
 
 __all__ = [
+    "AUDIT_LABEL",
     "CHUNK_MAX_PLAINTEXT",
     "CHUNK_MIN_PLAINTEXT",
     "DATA_KEY_BYTES",
+    "DELETE_LABEL",
+    "DELETION_RECEIPT_LABEL",
     "QUERY_LABEL",
     "RECEIPT_LABEL",
     "RECORD_HEADER",
@@ -51,6 +54,9 @@ UPLOAD_HEADER_LABEL = b"cleanroom/v1/upload-header\x00"
 QUERY_LABEL = b"cleanroom/v1/query-request\x00"
 RECEIPT_LABEL = b"cleanroom/v1/upload-receipt\x00"
 RESULT_LABEL = b"cleanroom/v1/result\x00"
+AUDIT_LABEL = b"cleanroom/v1/audit-entry\x00"
+DELETE_LABEL = b"cleanroom/v1/delete-request\x00"
+DELETION_RECEIPT_LABEL = b"cleanroom/v1/deletion-receipt\x00"
 
 
 def hpke_info(collaboration_id: str, policy_hash: bytes, party: str, dataset: str) -> bytes:

@@ -257,3 +257,13 @@ def test_sensitivities() -> None:
                               max_rows_per_user=5, lo=-7, hi=2)
     assert (s.users_l1, s.rows_l1, s.metric_l1) == (4, 12, 4 * 5 * 7)
     assert (s.users_l2_sq, s.rows_l2_sq, s.metric_l2_sq) == (4, 36, 4 * 35**2)
+
+
+def test_match_when_every_id_shares_the_prefix() -> None:
+    """Crafted digests that all collide on 8 bytes take the exact path and still match right."""
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 256, (2000, 32), dtype=np.uint8)
+    users[:, :8] = 7
+    left = users[rng.integers(0, 1200, 6000)]
+    right = users[rng.integers(800, 2000, 5000)]
+    _check_match([bytes(r) for r in left], [bytes(r) for r in right])

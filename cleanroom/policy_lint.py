@@ -1,0 +1,165 @@
+"""Validate a collaboration policy and preview what each analysis costs, without any data.
+
+The numbers come from the enclave's own code (``enclave.analyses.privacy_plan``: statistics,
+sensitivities, exact noise parameters, τ), so the preview is what the enclave will do, not a
+second implementation of it. Noise standard deviations are floats, for people only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from enclave.accounting import bun_steinke_epsilon, decimal_text
+from enclave.analyses import privacy_plan
+from protocol.errors import PolicyInvalid
+from protocol.policy import Analysis, Metric, Policy, parse_policy
+
+__all__ = ["LintReport", "lint_policy", "render_text"]
+
+
+@dataclass
+class LintReport:
+    valid: bool
+    errors: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    analyses: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"valid": self.valid, "errors": self.errors, "warnings": self.warnings,
+                **self.summary, "analyses": self.analyses}
+
+
+def _noise_std(mechanism: str, scale: Fraction) -> float:
+    if mechanism == "discrete_laplace":  # Var = 2q/(1-q)², q = e^(-1/t)
+        q = math.exp(-1 / float(scale))
+        return math.sqrt(2 * q) / (1 - q)
+    return math.sqrt(float(scale))  # a discrete Gaussian's variance is at most σ²
+
+
+def _worst_n_cohorts(policy: Policy, analysis: Analysis) -> int:
+    """Cohorts of the largest query the analysis allows (the shape that sizes sensitivities)."""
+    sizes = sorted((len(policy.dataset(r.dataset).dimension(r.column).values)  # type: ignore[union-attr]
+                    for r in analysis.group_by), reverse=True)
+    return math.prod(sizes[: analysis.max_group_by]) if analysis.kind != "cohort_activation" else 1
+
+
+def _metric_label(metric: Metric | None, name: str) -> tuple[int, str]:
+    return (metric.scale, f" (in units of 10^-{metric.scale})") if metric and name in (
+        "sum", "value") else (0, "")
+
+
+def _analysis_entry(policy: Policy, analysis: Analysis, metric_ref: Any) -> dict[str, Any]:
+    privacy = policy.privacy
+    metric = None
+    if metric_ref is not None:
+        metric = policy.dataset(metric_ref.dataset).metric(metric_ref.column)  # type: ignore[union-attr]
+    n_cohorts = _worst_n_cohorts(policy, analysis)
+    private = analysis.cohort_keys == "private"
+    pp = privacy_plan(analysis, privacy, metric, n_cohorts, private=private)
+    statistics = []
+    for c in pp.calibrated:
+        stat = c.statistic
+        scale_digits, unit_note = _metric_label(metric, stat.name)
+        statistics.append({
+            "statistic": stat.name,
+            "sensitivity": stat.l1 if pp.mode == "pure" else None,
+            "sensitivity_l2_squared": stat.l2_sq if pp.mode == "zcdp" else None,
+            privacy.unit: str(c.share),
+            "noise": c.mechanism,
+            "noise_scale" if pp.mode == "pure" else "noise_sigma2": str(c.scale),
+            "noise_std": round(_noise_std(c.mechanism, c.scale) / 10**scale_digits, 4),
+            "noise_std_unit": unit_note.strip() or "count",
+        })
+    queries = min(privacy.budget[name] // analysis.cost for name in policy.join)
+    entry: dict[str, Any] = {
+        "id": analysis.id, "kind": analysis.kind, "metric": str(metric_ref) if metric_ref else None,
+        "requesters": list(analysis.requesters), "recipients": list(analysis.recipients),
+        "worst_case_cohorts": n_cohorts, "cohort_keys": analysis.cohort_keys,
+        "threshold": pp.tau, "min_cohort_size": privacy.min_cohort_size,
+        "charge_per_query": {privacy.unit: str(analysis.cost), "delta": str(pp.delta),
+                             "datasets": list(policy.join)},
+        "queries_until_exhausted": int(queries),
+        "statistics": statistics,
+    }
+    if pp.mode == "zcdp":
+        entry["charge_per_query"]["epsilon_at_delta"] = decimal_text(
+            bun_steinke_epsilon(analysis.cost, privacy.delta))
+    return entry
+
+
+def _warnings(policy: Policy) -> list[str]:
+    privacy, out = policy.privacy, []
+    biggest = max(d.max_rows for d in policy.datasets)
+    if privacy.delta * 10 * biggest >= 1:
+        out.append(f"privacy.delta: {privacy.delta} is not below 1/(10 x max_rows) = 1/{10 * biggest}")
+    for a in policy.analyses:
+        if a.kind == "cohort_activation":
+            out.append(f"analyses.{a.id}: releases {a.recipients[0]}'s own identifiers of matched "
+                       "people; that release is not protected by differential privacy")
+    return out
+
+
+def lint_policy(raw: bytes) -> LintReport:
+    """Parse ``raw``; on success, preview every analysis. Errors name the offending field."""
+    try:
+        policy = parse_policy(raw)
+    except PolicyInvalid as exc:
+        where, _, message = exc.message.partition(": ")
+        return LintReport(False, errors=[{"field": where if message else "", "message": exc.message}])
+    privacy = policy.privacy
+    budgets: dict[str, Any] = {}
+    for name, total in privacy.budget.items():
+        budgets[name] = {privacy.unit: str(total)}
+        if privacy.mode == "zcdp":
+            budgets[name]["epsilon_at_delta"] = decimal_text(bun_steinke_epsilon(total, privacy.delta))
+    summary = {
+        "collaboration_id": policy.collaboration_id, "policy_hash": policy.hash.hex(),
+        "mode": privacy.mode, "budget_unit": privacy.unit, "delta": str(privacy.delta),
+        "contribution_bounds": {"max_cohorts_per_user": privacy.max_cohorts_per_user,
+                                "max_rows_per_user": privacy.max_rows_per_user},
+        "budgets": budgets,
+    }
+    analyses = [_analysis_entry(policy, a, m) for a in policy.analyses for m in (a.metrics or (None,))]
+    return LintReport(True, warnings=_warnings(policy), summary=summary, analyses=analyses)
+
+
+def _human(fraction_text: str) -> str:
+    value = Fraction(fraction_text)
+    return "0" if value == 0 else f"{float(value):.3g}"
+
+
+def render_text(report: LintReport) -> str:
+    """A human summary of ``report``."""
+    if not report.valid:
+        return "\n".join(f"error: {e['message']}" for e in report.errors)
+    s = report.summary
+    lines = [f"policy {s['collaboration_id']}: valid (sha256 {s['policy_hash'][:16]}...)",
+             f"mode {s['mode']} (budgets in {s['budget_unit']}), delta {_human(s['delta'])}, "
+             f"L0 {s['contribution_bounds']['max_cohorts_per_user']}, "
+             f"Linf {s['contribution_bounds']['max_rows_per_user']}"]
+    for name, budget in s["budgets"].items():
+        extra = f" (epsilon <= {budget['epsilon_at_delta']} at delta)" if "epsilon_at_delta" in budget else ""
+        lines.append(f"  budget {name}: {budget[s['budget_unit']]}{extra}")
+    for a in report.analyses:
+        charge = a["charge_per_query"]
+        metric = f" metric {a['metric']}" if a["metric"] else ""
+        tau = f", threshold tau {a['threshold']}" if a["threshold"] is not None else ""
+        lines.append("")
+        lines.append(f"{a['id']} ({a['kind']}){metric}: {s['budget_unit']} {charge[s['budget_unit']]}"
+                     f" per query on {', '.join(charge['datasets'])}, delta {_human(charge['delta'])}; "
+                     f"{a['queries_until_exhausted']} queries until exhausted")
+        lines.append(f"  cohort keys {a['cohort_keys']}{tau}, min cohort size {a['min_cohort_size']}, "
+                     f"worst case {a['worst_case_cohorts']} cohorts")
+        for st in a["statistics"]:
+            sens = (f"sensitivity {st['sensitivity']}" if st["sensitivity"] is not None
+                    else f"L2 sensitivity^2 {st['sensitivity_l2_squared']}")
+            scale = st.get("noise_scale", st.get("noise_sigma2"))
+            param = "scale" if "noise_scale" in st else "sigma^2"
+            lines.append(f"  {st['statistic']:<12} {sens}, {st['noise']} {param} {scale}, "
+                         f"std {st['noise_std']} {st['noise_std_unit']}")
+    lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""What every analysis module receives and returns (``enclave/analyses.py`` drives them).
+
+An analysis module (``analysis_counts``, ``analysis_reach``, ``analysis_attribution``,
+``analysis_activation``) has three functions, none of which sees noise before it is drawn:
+
+* ``statistics(analysis, privacy, metric, n_cohorts)``: the released vectors and what one unit
+  can change in them, from the policy only (the lint uses it too);
+* ``keys_per_unit(privacy, n_cohorts)``: how many thresholded cohort keys one unit can hold;
+* ``run(job, noisy, selection)``: read the data, add the pre-drawn noise, apply the release rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from enclave import compute
+from enclave.columns import ColumnarTable
+from enclave.policy import QueryPlan
+from protocol.policy import Policy, Privacy
+
+__all__ = ["Job", "Output"]
+
+
+@dataclass(frozen=True)
+class Job:
+    plan: QueryPlan
+    policy: Policy
+    tables: dict[str, ColumnarTable]
+    random_bytes: Callable[[int], bytes]
+
+    @property
+    def privacy(self) -> Privacy:
+        return self.policy.privacy
+
+    def match(self) -> tuple[compute.UserMatch, dict[str, np.ndarray]]:
+        """Matched units of the two joined datasets, and each dataset's row -> unit code."""
+        left_name, right_name = self.policy.join
+        match = compute.match_users(self.tables[left_name].ids, self.tables[right_name].ids)
+        return match, {left_name: match.left_user, right_name: match.right_user}
+
+
+@dataclass
+class Output:
+    columns: list[str]
+    rows: list[list[Any]]
+    cohorts_total: int
+    suppressed: int
+    metadata: dict[str, Any] = field(default_factory=dict)

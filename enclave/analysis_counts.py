@@ -1,0 +1,109 @@
+"""``overlap`` and ``aggregate``: distinct matched units, rows and metric sums per cohort.
+
+What one unit can change, after ``compute.bound_contributions`` (≤ L0 cohorts per unit, ≤ Linf
+rows per unit and cohort) and ``compute.per_user_metric`` (≤ Linf rows per unit, each clamped
+to [lo, hi], C = max(|lo|, |hi|)); a unit is in at most k = min(L0, cohorts) cohorts:
+
+* ``users``: 1 in each of k cohorts                           -> cells_per_unit k, per_cell 1
+* ``rows``:  ≤ Linf in each of k cohorts                      -> per_cell Linf
+* ``sum``:   its clamped total ≤ Linf·C, once per cohort it is in -> per_cell Linf·C
+
+(the same bounds as ``compute.sensitivities``; a test checks they agree). Released means are
+noisy sum / noisy users: post-processing, no extra cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from enclave import compute
+from enclave.accounting import Statistic
+from enclave.analysis_base import Job, Output
+from enclave.cohorts import Selection, cohort_labels, fixed_point_text, row_cohorts
+from protocol.policy import Analysis, Metric, Privacy
+
+__all__ = ["keys_per_unit", "run", "statistics"]
+
+
+def keys_per_unit(privacy: Privacy, n_cohorts: int) -> int:
+    return min(privacy.max_cohorts_per_user, n_cohorts)
+
+
+def statistics(analysis: Analysis, privacy: Privacy, metric: Metric | None,
+               n_cohorts: int) -> list[Statistic]:
+    k, linf = keys_per_unit(privacy, n_cohorts), privacy.max_rows_per_user
+    stats = [Statistic("users", n_cohorts, k, 1)]
+    if analysis.kind == "aggregate":
+        assert metric is not None
+        c = max(abs(metric.min), abs(metric.max))
+        stats += [Statistic("rows", n_cohorts, k, linf), Statistic("sum", n_cohorts, k, linf * c)]
+    return stats
+
+
+@dataclass(frozen=True)
+class _Counts:
+    users: np.ndarray
+    rows: np.ndarray | None
+    metric_sum: np.ndarray | None
+
+
+def _true_counts(job: Job) -> _Counts:
+    plan, privacy = job.plan, job.privacy
+    match, row_user_of = job.match()
+    if not plan.group_by:  # one cohort: everyone matched
+        return _Counts(np.array([match.n_matched], dtype=np.int64), None, None)
+    group_dataset = plan.group_by[0].dataset
+    row_user = row_user_of[group_dataset]
+    matched = row_user >= 0
+    row_cohort, n_cohorts = row_cohorts(job.policy, job.tables[group_dataset], plan.group_by, matched)
+    users_of_rows = row_user[matched]
+    keep = compute.bound_contributions(
+        users_of_rows, row_cohort, match.n_matched,
+        max_cohorts_per_user=privacy.max_cohorts_per_user,
+        max_rows_per_user_per_cohort=privacy.max_rows_per_user,
+        random_bytes=job.random_bytes, n_cohorts=n_cohorts,
+    )
+    user_metric = None
+    if plan.metric is not None and plan.metric_spec is not None:
+        metric_user = row_user_of[plan.metric.dataset]
+        metric_rows = metric_user >= 0
+        values = job.tables[plan.metric.dataset].column(plan.metric.column)[metric_rows]
+        user_metric = compute.per_user_metric(
+            metric_user[metric_rows], values, match.n_matched,
+            lo=plan.metric_spec.min, hi=plan.metric_spec.max,
+            max_rows_per_user=privacy.max_rows_per_user, random_bytes=job.random_bytes,
+        )
+    result = compute.aggregate(users_of_rows, row_cohort, n_cohorts, user_metric, keep)
+    return _Counts(result.users, result.rows, result.metric_sum)
+
+
+def run(job: Job, noisy: dict[str, list[int]], selection: Selection) -> Output:
+    plan = job.plan
+    labels = cohort_labels(job.policy, plan.group_by)
+    counts = _true_counts(job)
+    users = [max(0, int(v) + d) for v, d in zip(counts.users, noisy["users"], strict=True)]
+    rows: list[list[Any]] = []
+    suppressed = 0
+    for cell, label in enumerate(labels):
+        if not selection.releases(users[cell]):
+            suppressed += 1
+            continue
+        row: list[Any] = [*label, users[cell]]
+        if plan.analysis.kind == "aggregate":
+            assert plan.metric_spec is not None and counts.rows is not None and counts.metric_sum is not None
+            scale = plan.metric_spec.scale
+            n_rows = max(0, int(counts.rows[cell]) + noisy["rows"][cell])
+            total = Fraction(int(counts.metric_sum[cell]) + noisy["sum"][cell], 10**scale)
+            row += [n_rows, fixed_point_text(total, scale), fixed_point_text(total / users[cell], scale)]
+        rows.append(row)
+
+    columns = [ref.column for ref in plan.group_by] + ["matched_users"]
+    if plan.analysis.kind == "aggregate":
+        assert plan.metric is not None
+        columns = [ref.column for ref in plan.group_by] + [
+            "users", "rows", f"{plan.metric.column}_sum", f"{plan.metric.column}_mean_per_user"]
+    return Output(columns, rows, len(labels), suppressed)

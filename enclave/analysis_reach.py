@@ -1,0 +1,69 @@
+"""``reach_frequency``: distinct matched units reached per cohort and a capped frequency histogram.
+
+The exposures are the rows of the analysis's ``events`` dataset. After bounding (≤ L0 cohorts
+per unit, ≤ Linf rows per unit and cohort) a unit's frequency in a cohort is its number of kept
+rows, and it falls in exactly one bucket 1, 2, ..., F-1, "F or more" of each of its ≤ k =
+min(L0, cohorts) cohorts. So:
+
+* ``reach``:     1 in each of k cohorts                     -> cells_per_unit k, per_cell 1
+* ``frequency``: 1 in one bucket of each of k cohorts       -> cells_per_unit k, per_cell 1
+
+Frequencies above Linf cannot occur (the policy requires F ≤ Linf), so the cap loses nothing
+the bounding has not already removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enclave import compute
+from enclave.accounting import Statistic
+from enclave.analysis_base import Job, Output
+from enclave.cohorts import Selection, cohort_labels, row_cohorts
+from protocol.policy import Analysis, Metric, Privacy
+
+__all__ = ["keys_per_unit", "run", "statistics"]
+
+
+def keys_per_unit(privacy: Privacy, n_cohorts: int) -> int:
+    return min(privacy.max_cohorts_per_user, n_cohorts)
+
+
+def statistics(analysis: Analysis, privacy: Privacy, metric: Metric | None,
+               n_cohorts: int) -> list[Statistic]:
+    k, f = keys_per_unit(privacy, n_cohorts), analysis.max_frequency
+    assert f is not None
+    return [Statistic("reach", n_cohorts, k, 1), Statistic("frequency", n_cohorts * f, k, 1)]
+
+
+def run(job: Job, noisy: dict[str, list[int]], selection: Selection) -> Output:
+    plan, privacy = job.plan, job.privacy
+    events, f = plan.analysis.events, plan.analysis.max_frequency
+    assert events is not None and f is not None
+    match, row_user_of = job.match()
+    row_user = row_user_of[events]
+    matched = row_user >= 0
+    row_cohort, n_cohorts = row_cohorts(job.policy, job.tables[events], plan.group_by, matched)
+    users_of_rows = row_user[matched]
+    keep = compute.bound_contributions(
+        users_of_rows, row_cohort, match.n_matched,
+        max_cohorts_per_user=privacy.max_cohorts_per_user,
+        max_rows_per_user_per_cohort=privacy.max_rows_per_user,
+        random_bytes=job.random_bytes, n_cohorts=n_cohorts,
+    )
+    histogram = compute.frequency_histogram(users_of_rows[keep], row_cohort[keep], n_cohorts, f)
+    reach = histogram.sum(axis=1)
+
+    labels = cohort_labels(job.policy, plan.group_by)
+    rows: list[list[Any]] = []
+    suppressed = 0
+    for cell, label in enumerate(labels):
+        noisy_reach = max(0, int(reach[cell]) + noisy["reach"][cell])
+        if not selection.releases(noisy_reach):
+            suppressed += 1
+            continue
+        buckets = [max(0, int(histogram[cell, b]) + noisy["frequency"][cell * f + b]) for b in range(f)]
+        rows.append([*label, noisy_reach, *buckets])
+    columns = [ref.column for ref in plan.group_by] + ["reach"]
+    columns += [f"frequency_{i}" for i in range(1, f)] + [f"frequency_{f}_plus"]
+    return Output(columns, rows, len(labels), suppressed, {"max_frequency": f})

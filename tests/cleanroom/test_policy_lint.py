@@ -1,0 +1,86 @@
+"""``cleanroom policy lint``: validation errors that name the field, and a data-free preview."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from cleanroom.policy_cli import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, main, register
+from cleanroom.policy_lint import lint_policy, render_text
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "policies" / "advertiser-publisher.toml"
+ZCDP = [('mode = "pure" ', 'mode = "zcdp" '), ('epsilon_per_query_max = "1.0"', 'rho_per_query_max = "0.05"'),
+        ('epsilon = "0.2"', 'rho = "0.01"'), ('epsilon = "0.6"', 'rho = "0.03"'),
+        ('epsilon = "0.4"', 'rho = "0.02"'), ('epsilon = "0.1"', 'rho = "0.005"'),
+        ('impressions = "6.0"', 'impressions = "0.5"'), ('conversions = "6.0"', 'conversions = "0.5"')]
+
+
+def _entry(report, analysis_id: str) -> dict:
+    return next(a for a in report.analyses if a["id"] == analysis_id)
+
+
+def test_example_policy_preview() -> None:
+    report = lint_policy(EXAMPLE.read_bytes())
+    assert report.valid and not report.errors
+    assert report.summary["mode"] == "pure" and report.summary["budget_unit"] == "epsilon"
+    overlap = _entry(report, "overlap")
+    assert overlap["queries_until_exhausted"] == 30  # 6 / 0.2
+    assert overlap["charge_per_query"] == {"epsilon": "1/5", "delta": "0",
+                                           "datasets": ["impressions", "conversions"]}
+    assert overlap["statistics"][0]["sensitivity"] == 4 and overlap["statistics"][0]["noise_scale"] == "20"
+    segment = _entry(report, "conversions_by_segment")
+    assert segment["queries_until_exhausted"] == 10
+    assert [s["noise_scale"] for s in segment["statistics"]] == ["20", "160", "8000000"]
+    assert segment["statistics"][2]["noise_std"] == pytest.approx(113137.085, rel=1e-6)  # √2·t cents
+    reach = _entry(report, "reach")
+    assert reach["threshold"] == 430 and reach["charge_per_query"]["delta"] == "1/1000000000"
+    assert _entry(report, "campaign_attribution")["statistics"][0]["sensitivity"] == 5
+    assert _entry(report, "activate_converters")["queries_until_exhausted"] == 60
+    assert any("not protected by differential privacy" in w for w in report.warnings)
+    text = render_text(report)
+    assert "threshold tau 430" in text and "30 queries until exhausted" in text
+
+
+def test_zcdp_preview_reports_epsilon_at_delta() -> None:
+    text = EXAMPLE.read_text()
+    for old, new in ZCDP:
+        text = text.replace(old, new)
+    report = lint_policy(text.encode())
+    assert report.valid and report.summary["budget_unit"] == "rho"
+    # 0.5 + 2·√(0.5·ln 1e9) = 6.93790..., rounded up
+    assert report.summary["budgets"]["impressions"] == {"rho": "1/2", "epsilon_at_delta": "6.9379"}
+    segment = _entry(report, "conversions_by_segment")
+    assert segment["charge_per_query"]["epsilon_at_delta"] == "1.60696"
+    assert segment["statistics"][0]["sensitivity_l2_squared"] == 4
+    assert segment["statistics"][0]["noise_sigma2"] == "200"
+    assert _entry(report, "reach")["threshold"] == 90
+
+
+def test_invalid_policy_names_the_field() -> None:
+    bad = EXAMPLE.read_text().replace("max_frequency = 5", "max_frequency = 50")
+    report = lint_policy(bad.encode())
+    assert not report.valid
+    assert report.errors[0]["field"] == "analyses[2].max_frequency"
+    assert "analyses[2].max_frequency" in render_text(report)
+
+
+def test_cli_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lint", str(EXAMPLE), "--json"]) == EXIT_OK
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] and len(out["analyses"]) == 5
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.read_text().replace('mode = "pure"', 'mode = "yolo"'))
+    assert main(["lint", str(bad)]) == EXIT_INVALID
+    assert "privacy.mode" in capsys.readouterr().err
+    assert main(["lint", str(tmp_path / "missing.toml")]) == EXIT_UNREADABLE
+
+
+def test_register_adds_lint_to_a_policy_command_group() -> None:
+    parser = argparse.ArgumentParser(prog="cleanroom")
+    group = parser.add_subparsers(dest="command").add_parser("policy")
+    register(group.add_subparsers(dest="policy_command"))
+    args = parser.parse_args(["policy", "lint", str(EXAMPLE)])
+    assert args.func(args) == EXIT_OK
