@@ -7,6 +7,7 @@ never a traceback), 2 a usage error. The clock is read here, at the edge.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cleanroom.audit import verify_audit_log
 from cleanroom.client import Client, UploadProgress, own_collateral
 from cleanroom.collateral_source import add_collateral_arguments, collateral_from_args
 from cleanroom.keys import PartyKeys, bind_keys_into_policy, load_public
@@ -273,6 +275,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"group_by": list(args.group_by)}
     if args.metric is not None:
         params["metric"] = args.metric
+    if args.cohort:
+        params = {"cohort": dict(_cohort_pair(text) for text in args.cohort)}
     result = client.query(enclave, keys, policy, args.analysis, params)
     _print_result(result, args.json)
     if args.save is not None:
@@ -281,6 +285,69 @@ def _cmd_query(args: argparse.Namespace) -> int:
         _err(f"saved the signed result and its attestation to {args.save} "
              f"(check it offline with `cleanroom check {args.save} --policy {args.policy}`)")
     return EXIT_OK
+
+
+def _cohort_pair(text: str) -> tuple[str, str]:
+    column, sep, value = text.partition("=")
+    if not sep or column.count(".") != 1:
+        raise _Usage(f"--cohort wants DATASET.COLUMN=VALUE, not {text!r}")
+    return column, value
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    raw, policy = _read_policy(args.policy)
+    keys = PartyKeys.load(args.keys)
+    client = Client(args.host)
+    enclave = _verified(args, client, raw)
+    body = client.delete(enclave, keys, policy, args.dataset)
+    print(f"dataset {body['dataset']!r} deleted inside the enclave and on the host")
+    print(f"  uploads removed: {len(body['upload_ids'])}, rows removed: {body['rows_deleted']:,}")
+    print(f"  signed by the attested enclave; audit entry {body['audit_head']['seq']}")
+    print("  the privacy budget already spent on this dataset stays spent")
+    return EXIT_OK
+
+
+def _cmd_audit_download(args: argparse.Namespace) -> int:
+    client = Client(args.host)
+    entries = client.audit_entries(0)
+    doc = {"format": 1, "attestation": client.attestation(),
+           "entries": [base64.b64encode(e).decode() for e in entries]}
+    with open(args.output, "x", encoding="utf-8") as out:
+        json.dump(doc, out, indent=1)
+        out.write("\n")
+    print(f"saved {len(entries)} audit entries and the attestation bundle to {args.output}")
+    return EXIT_OK
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from attestation.verify import verify_bundle
+
+    raw, policy = _read_policy(args.policy)
+    verifier = _verifier_policy(args)
+    try:
+        doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        entries = [base64.b64decode(e, validate=True) for e in doc["entries"]]
+        bundle = doc["attestation"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"{args.file}: not a file written by `cleanroom audit download`") from exc
+    now = int(time.time()) if args.now is None else args.now
+    enclave = verify_bundle(bundle, agreed_policy=raw, now=now, policy=verifier,
+                            collateral=own_collateral(bundle, _collateral_for(args)))
+    head, bodies = verify_audit_log(entries, enclave.sig_pub, policy.collaboration_id)
+    for body in bodies:
+        details = ", ".join(f"{k}={_short(v)}" for k, v in body["details"].items())
+        print(f"{body['seq']:>6}  {body['at']}  {body['kind']:16}  {details}")
+    print(f"audit log verified: {head.seq} entries, every one signed by the attested enclave and "
+          f"linked to the previous; head {head.hash.hex()}")
+    return EXIT_OK
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.hex()[:16]
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -416,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-by", action="append", default=[], metavar="DATASET.COLUMN",
                    help="dimension to group by (repeatable)")
     p.add_argument("--metric", metavar="DATASET.COLUMN", help="metric to sum (aggregate analyses)")
+    p.add_argument("--cohort", action="append", default=[], metavar="DATASET.COLUMN=VALUE",
+                   help="cohort to activate (cohort_activation analyses; repeatable)")
     p.add_argument("--save", type=Path, metavar="FILE",
                    help="also save the signed result with its attestation, for `cleanroom check`")
     p.add_argument("--json", action="store_true", help="print the result document as JSON")
@@ -432,6 +501,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_attestation_flags(p)
     p.set_defaults(func=_cmd_check)
+
+    p = _command(commands, "delete", "Delete one of your datasets from the clean room",
+                 "Verifies the attestation, then sends a request signed with your key: the "
+                 "enclave drops the rows and forgets the uploads, the host deletes the stored "
+                 "ciphertext, and you get an enclave-signed deletion receipt. The privacy budget "
+                 "already spent stays spent.")
+    _add_host(p)
+    _add_policy(p)
+    p.add_argument("--keys", required=True, type=Path, metavar="KEYFILE", help="your <party>.key.json")
+    p.add_argument("dataset", metavar="DATASET", help="your dataset to delete")
+    _add_attestation_flags(p)
+    p.set_defaults(func=_cmd_delete)
+
+    group = _command(commands, "audit", "Download and verify the enclave's audit log",
+                     "The log is a hash chain of enclave-signed entries: uploads accepted, "
+                     "queries run, budget charged, results released, datasets deleted.")
+    audit_commands = group.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
+    p = _command(audit_commands, "download", "Save the audit log and the attestation bundle",
+                 "Writes a JSON file for `cleanroom audit verify` (refuses to overwrite).")
+    _add_host(p)
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="file to write")
+    p.set_defaults(func=_cmd_audit_download)
+    p = _command(audit_commands, "verify", "Verify a downloaded audit log end to end, offline",
+                 "Verifies the saved attestation (which binds the enclave's signing key and the "
+                 "policy), then every entry's signature and its link to the previous one; prints "
+                 "the entries.")
+    p.add_argument("file", type=Path, metavar="FILE", help="file written by `cleanroom audit download`")
+    _add_policy(p)
+    p.add_argument("--now", type=int, metavar="UNIX",
+                   help="judge collateral validity at this Unix time (default: now)")
+    _add_attestation_flags(p)
+    p.set_defaults(func=_cmd_audit_verify)
+
+    from cleanroom.policy_cli import register as register_policy_lint
+
+    register_policy_lint(policy_commands)
 
     try:
         from cleanroom.attestation_cli import register

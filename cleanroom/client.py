@@ -30,8 +30,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cleanroom.audit import AuditHead, HeadStore, default_head_store
 from cleanroom.keys import PartyKeys
-from cleanroom.results import Receipt, Result, open_result, verify_receipt
+from cleanroom.results import (
+    Receipt,
+    Result,
+    open_result,
+    verify_deletion_receipt,
+    verify_receipt,
+)
 from cleanroom.tables import open_table
 from cleanroom.upload_crypto import DEFAULT_CHUNK_SIZE, UploadEncryptor
 from protocol.errors import (
@@ -42,10 +49,11 @@ from protocol.errors import (
     NotFound,
     PolicyMismatch,
     ProtocolError,
+    RollbackDetected,
     error_from_wire,
 )
-from protocol.policy import Policy
-from protocol.upload import QUERY_LABEL
+from protocol.policy import Policy, parse_policy
+from protocol.upload import DELETE_LABEL, QUERY_LABEL
 from protocol.wire import pack_document
 
 __all__ = ["Client", "UploadProgress"]
@@ -105,9 +113,12 @@ class Client:
     Args:
         base_url: e.g. ``http://127.0.0.1:8080`` (the ``/v1`` prefix is added here).
         timeout: seconds for connecting and for each socket read or write.
+        head_store: where the highest audit head seen per collaboration is kept
+            (default ``$CLEANROOM_HOME/heads``, i.e. ``~/.cleanroom/heads``).
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 120.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 120.0,
+                 head_store: HeadStore | None = None) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise InvalidInput("host URL must look like http://HOST:PORT or https://HOST:PORT")
@@ -115,6 +126,8 @@ class Client:
         self.timeout = timeout
         self._split = parsed
         self.last_bundle: dict[str, Any] | None = None  # the bundle behind the last verify()
+        # The highest audit head seen per collaboration: what exposes a rolled-back enclave.
+        self.head_store = head_store if head_store is not None else default_head_store()
 
     # --- transport ------------------------------------------------------------------------------
 
@@ -202,8 +215,49 @@ class Client:
                                 now=int(time.time()) if now is None else now,
                                 policy=verifier_policy, nonce=nonce,
                                 collateral=own_collateral(bundle, collateral_for))
+        self._check_same_enclave(parse_policy(agreed_policy).collaboration_id, enclave.sig_pub)
         self.last_bundle = bundle
         return enclave
+
+    def _check_same_enclave(self, collaboration_id: str, sig_pub: bytes) -> None:
+        """Refuse, before anything is uploaded, an enclave whose state was reset or replaced."""
+        seen = self.head_store.load(collaboration_id)
+        if seen is not None and seen[0] != sig_pub:
+            raise RollbackDetected(
+                "the enclave's signing key changed for this collaboration: its sealed state was "
+                "replaced or lost, which would also reset the privacy budget")
+
+    def _observe(self, policy: Policy, sig_pub: bytes, head: Any) -> None:
+        self.head_store.observe(policy.collaboration_id, sig_pub, AuditHead.from_wire(head),
+                                entries_after=self.audit_entries)
+
+    def audit_entries(self, after: int = 0) -> list[bytes]:
+        """The published audit entries after sequence number ``after`` (unverified)."""
+        doc = self._request("GET", f"/v1/audit?after={int(after)}")
+        if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+            raise ProtocolError("the audit log response is malformed")
+        return [_b64(entry, "an audit entry") for entry in doc["entries"]]
+
+    def delete(self, enclave: Any, keys: PartyKeys, policy: Policy, dataset_name: str,
+               *, now: int | None = None) -> dict[str, Any]:
+        """Delete this party's dataset inside the enclave and on the host; verify the receipt."""
+        _check_pinned(enclave, policy)
+        request = pack_document("delete_request", {
+            "collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
+            "party": keys.party_id, "dataset": dataset_name, "nonce": secrets.token_bytes(16),
+            "issued_at": int(time.time()) if now is None else now,
+        })
+        response = self._request("POST", "/v1/deletions", {
+            "request": base64.b64encode(request).decode(),
+            "signature": base64.b64encode(keys.sign(DELETE_LABEL, request)).decode(),
+        })
+        if not isinstance(response, dict):
+            raise ProtocolError("the deletion response is not a JSON object")
+        body = verify_deletion_receipt(response, enclave.sig_pub, policy,
+                                       request_id=hashlib.sha256(request).digest(),
+                                       party=keys.party_id, dataset=dataset_name)
+        self._observe(policy, enclave.sig_pub, body["audit_head"])
+        return body
 
     def upload(
         self,
@@ -258,9 +312,11 @@ class Client:
             raise ProtocolError("the host answered before the whole upload was sent")
         if not isinstance(response, dict):
             raise ProtocolError("the upload response is not a JSON object")
-        return verify_receipt(response, enclave.sig_pub, policy, upload_id=encryptor.upload_id,
-                              party=keys.party_id, dataset=dataset.name, rows=rows,
-                              digest=encryptor.digest)
+        receipt = verify_receipt(response, enclave.sig_pub, policy, upload_id=encryptor.upload_id,
+                                 party=keys.party_id, dataset=dataset.name, rows=rows,
+                                 digest=encryptor.digest)
+        self._observe(policy, enclave.sig_pub, receipt.audit_head)
+        return receipt
 
     def uploads(self) -> list[dict[str, Any]]:
         """Accepted uploads as the host lists them (informational: not signed)."""
@@ -292,7 +348,9 @@ class Client:
         })
         query_id = hashlib.sha256(request).digest()
         sealed = self._sealed_for(response, query_id, keys.party_id)
-        return open_result(sealed, keys, enclave.sig_pub, policy, query_id)
+        result = open_result(sealed, keys, enclave.sig_pub, policy, query_id)
+        self._observe(policy, enclave.sig_pub, result.body["audit_head"])
+        return result
 
     def results(self, query_id: bytes | str) -> dict[str, Any]:
         """The stored response of a past query: ``{"query_id": hex, "results": {party: b64}}``.

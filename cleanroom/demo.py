@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from cleanroom.audit import HeadStore
 from cleanroom.client import Client, UploadProgress
 from cleanroom.keys import PartyKeys, bind_keys_into_policy
 from cleanroom.results import Result, check_saved_result, render_table, save_result
@@ -242,7 +243,9 @@ def run(args: argparse.Namespace) -> int:
         _step(f"starting the host (enclave: {args.enclave_command or 'python -m enclave'})")
         url = stack.enter_context(_host(policy_path, work, args.enclave_command,
                                         args.startup_timeout))
-        client = Client(url)
+        # The demo's own head store: a fresh deployment is a new enclave for the same
+        # collaboration id, which a party's long-lived store would rightly refuse.
+        client = Client(url, head_store=HeadStore(work / "audit-heads"))
         enclaves = {}
         receipts = {}
         for party, dataset in (("publisher", "impressions"), ("advertiser", "conversions")):

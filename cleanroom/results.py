@@ -29,7 +29,7 @@ from cleanroom.keys import PartyKeys
 from cleanroom.upload_crypto import HPKE_SUITE
 from protocol.errors import AuthenticationFailed, DecryptionFailed, InvalidInput, ProtocolError
 from protocol.policy import Policy, parse_policy
-from protocol.upload import RECEIPT_LABEL, RESULT_LABEL, result_hpke_info
+from protocol.upload import DELETION_RECEIPT_LABEL, RECEIPT_LABEL, RESULT_LABEL, result_hpke_info
 from protocol.wire import unpack_document
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "open_result",
     "render_table",
     "save_result",
+    "verify_deletion_receipt",
     "verify_receipt",
     "verify_signed_result",
 ]
@@ -93,6 +94,7 @@ class Receipt:
     simulated: bool
     receipt: bytes  # the signed document bytes
     signature: bytes
+    audit_head: dict[str, Any]
 
     def summary_lines(self) -> list[str]:
         lines = [
@@ -177,7 +179,26 @@ def verify_receipt(response: dict[str, Any], sig_pub: bytes, policy: Policy, *, 
     if not hmac.compare_digest(body["digest"], digest):
         raise AuthenticationFailed("the receipt's digest does not match the bytes sent")
     return Receipt(body["upload_id"], body["party"], body["dataset"], body["rows"], body["digest"],
-                   body["accepted_at"], body["simulated"], receipt, signature)
+                   body["accepted_at"], body["simulated"], receipt, signature, body["audit_head"])
+
+
+def verify_deletion_receipt(response: dict[str, Any], sig_pub: bytes, policy: Policy, *,
+                            request_id: bytes, party: str, dataset: str) -> dict[str, Any]:
+    """Check the enclave-signed deletion receipt; return its body.
+
+    :raise AuthenticationFailed: bad signature, or it confirms another request or dataset.
+    """
+    try:
+        receipt = base64.b64decode(response["receipt"], validate=True)
+        signature = base64.b64decode(response["signature"], validate=True)
+    except (KeyError, TypeError, binascii.Error, ValueError):
+        raise ProtocolError("deletion response lacks a base64 receipt and signature") from None
+    _verify(sig_pub, DELETION_RECEIPT_LABEL, receipt, signature, "the deletion receipt")
+    body = unpack_document("deletion_receipt", receipt)
+    _bound(body, policy, "the deletion receipt")
+    if (body["request_id"], body["party"], body["dataset"]) != (request_id, party, dataset):
+        raise AuthenticationFailed("the deletion receipt confirms a different request")
+    return body
 
 
 # --- saved results ------------------------------------------------------------------------------

@@ -9,30 +9,14 @@ the highest head it has seen detects a host that rolled the sealed state back.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from protocol.audit import GENESIS, AuditHead, entry_hash
 from protocol.upload import AUDIT_LABEL
 from protocol.wire import pack_document
 
-__all__ = ["GENESIS", "AuditHead", "AuditLog", "entry_hash"]
-
-GENESIS = bytes(32)  # the "previous hash" of the first entry
-
-
-def entry_hash(entry_bytes: bytes) -> bytes:
-    return hashlib.sha256(AUDIT_LABEL + entry_bytes).digest()
-
-
-@dataclass(frozen=True)
-class AuditHead:
-    seq: int  # entries so far; 0 before the first one
-    hash: bytes  # hash of the last entry, GENESIS before the first one
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"seq": self.seq, "hash": self.hash}
+__all__ = ["AuditLog"]
 
 
 class AuditLog:

@@ -21,6 +21,8 @@ HANDLERS: dict[str, Callable[[Session, dict[str, Any]], Reply]] = {
     "upload_abort": Session.upload_abort,
     "list_uploads": Session.list_uploads,
     "query": Session.query,
+    "delete": Session.delete,
+    "audit_flush": Session.audit_flush,
 }
 
 

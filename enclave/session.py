@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from attestation.report_data import report_data as build_report_data
 from enclave import sealing
 from enclave.analyses import NoiseSource, run_query
+from enclave.audit import AuditHead, AuditLog
 from enclave.columns import ColumnarTable, decode_batch
 from enclave.envelope import HPKE_SUITE, UploadOpener, verify_party_signature
 from enclave.keys import EnclaveKeys
@@ -32,11 +33,19 @@ from protocol.errors import (
     ConflictError,
     EnclaveBusy,
     InvalidInput,
+    PolicyViolation,
     ProtocolError,
     StateError,
 )
 from protocol.policy import Dataset, Policy, parse_policy
-from protocol.upload import QUERY_LABEL, RECEIPT_LABEL, RESULT_LABEL, result_hpke_info
+from protocol.upload import (
+    DELETE_LABEL,
+    DELETION_RECEIPT_LABEL,
+    QUERY_LABEL,
+    RECEIPT_LABEL,
+    RESULT_LABEL,
+    result_hpke_info,
+)
 from protocol.wire import pack_document, unpack_document
 
 __all__ = ["MAX_UPLOADS_IN_PROGRESS", "Session"]
@@ -61,6 +70,10 @@ class _State:
     ledger: BudgetLedger
     replay: ReplayGuard
     manifest: list[dict[str, Any]]  # accepted uploads, in acceptance order (sealed)
+    audit: AuditLog
+    # Signed audit entries not yet handed to the host. Sealed too, so an entry made just before
+    # a crash is still published after the restart (the host drops duplicates by sequence).
+    unpublished: list[bytes] = field(default_factory=list)
     ingested: set[bytes] = field(default_factory=set)  # upload ids present in memory now
     tables: dict[str, ColumnarTable] = field(default_factory=dict)
 
@@ -77,6 +90,7 @@ class Session:
         noise: NoiseSource,
         clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.mode = mode
         self._quote = quote
@@ -86,6 +100,7 @@ class Session:
         self._noise = noise
         self._clock = clock
         self._random_bytes = random_bytes
+        self._sleep = sleep
         self._started = clock()
         self._state: _State | None = None
         self._uploads: dict[int, _Upload] = {}
@@ -115,12 +130,14 @@ class Session:
         if sealed is not None:
             self._state = self._restore(policy, sealing.unseal(sealed, self._sealing_key))
         else:
+            keys = EnclaveKeys.generate()
             self._state = _State(
                 policy=policy,
-                keys=EnclaveKeys.generate(),
+                keys=keys,
                 ledger=BudgetLedger(policy.privacy.budget),
                 replay=ReplayGuard(),
                 manifest=[],
+                audit=AuditLog(policy.collaboration_id, keys.sign),
             )
             self._seal()
         return self._ready()
@@ -128,12 +145,16 @@ class Session:
     def _restore(self, policy: Policy, saved: dict[str, Any]) -> _State:
         if saved.get("policy_hash") != policy.hash:
             raise StateError("the sealed state belongs to another policy")
+        keys = EnclaveKeys.from_sealed(saved["keys"])
+        head = saved["audit_head"]
         return _State(
             policy=policy,
-            keys=EnclaveKeys.from_sealed(saved["keys"]),
+            keys=keys,
             ledger=BudgetLedger(policy.privacy.budget, BudgetLedger.spent_from_sealed(saved["ledger"])),
             replay=ReplayGuard(seen=saved["seen"]),
             manifest=list(saved["manifest"]),
+            audit=AuditLog(policy.collaboration_id, keys.sign, AuditHead(head["seq"], head["hash"])),
+            unpublished=list(saved["unpublished"]),
         )
 
     def _seal(self) -> None:
@@ -144,7 +165,24 @@ class Session:
             "ledger": state.ledger.to_sealable(),
             "seen": state.replay.to_sealable(),
             "manifest": state.manifest,
+            "audit_head": state.audit.head.to_wire(),
+            "unpublished": state.unpublished,
         }, self._sealing_key))
+
+    def _record(self, kind: str, details: dict[str, Any]) -> None:
+        """Append an audit entry; the caller seals before anything that depends on it leaves."""
+        state = self._require()
+        state.unpublished.append(state.audit.append(kind, self._now(), details))
+
+    def _publish(self) -> list[bytes]:
+        """Hand the unpublished entries to the host with this reply."""
+        state = self._require()
+        entries, state.unpublished = state.unpublished, []
+        return entries
+
+    def audit_flush(self, body: dict[str, Any]) -> Reply:
+        """Entries made by a request that then failed (its error reply carries none)."""
+        return "audit_entries", {"audit": self._publish()}
 
     def _ready(self) -> Reply:
         state = self._require()
@@ -231,19 +269,25 @@ class Session:
         dataset = upload.opener.dataset
         self._append(state, dataset, upload.staging)
         entry = upload.replay_of
+        replayed = entry is not None
         if entry is None:
             header = upload.opener.header
             entry = {"upload_id": header["upload_id"], "party": header["party"],
                      "dataset": dataset.name, "rows": upload.staging.rows,
                      "digest": upload.opener.digest(), "accepted_at": self._now()}
             state.manifest.append(entry)
+            self._record("upload_accepted", {k: entry[k] for k in (
+                "upload_id", "party", "dataset", "rows", "digest")})
             self._seal()
         state.ingested.add(entry["upload_id"])
         receipt = pack_document("upload_receipt", {
             "collaboration_id": state.policy.collaboration_id, "policy_hash": state.policy.hash,
-            **entry, "simulated": self.simulated,
+            **entry, "simulated": self.simulated, "audit_head": state.audit.head.to_wire(),
         })
-        return "upload_receipt", {"receipt": receipt, "signature": state.keys.sign(RECEIPT_LABEL, receipt)}
+        # A replay after a restart is not news; the host collects any entries left unpublished
+        # by the crash with ``audit_flush`` once the replay is done.
+        return "upload_receipt", {"receipt": receipt, "signature": state.keys.sign(RECEIPT_LABEL, receipt),
+                                  "audit": [] if replayed else self._publish()}
 
     @staticmethod
     def _append(state: _State, dataset: Dataset, staging: ColumnarTable) -> None:
@@ -279,9 +323,16 @@ class Session:
                 raise ConflictError(f"dataset {name!r} has no accepted upload yet")
         state.replay.check_and_remember(query_id, request["issued_at"], self._now())
         state.ledger.charge(plan.charged_datasets, plan.cost, plan.delta)
+        self._record("query_run", {"query_id": query_id, "party": plan.requested_by,
+                                   "analysis": plan.analysis.id, "params": plan.public_params()})
+        self._record("budget_charged", {"query_id": query_id, "datasets": list(plan.charged_datasets),
+                                        "unit": state.policy.privacy.unit, "amount": str(plan.cost),
+                                        "delta": str(plan.delta)})
         self._seal()  # the budget is spent before any data is read, and stays spent
+        head = state.audit.head  # the result carries the head that records its charge
 
-        release = run_query(plan, state.policy, state.tables, self._noise, self._random_bytes)
+        release = run_query(plan, state.policy, state.tables, self._noise, self._random_bytes,
+                            sleep=self._sleep)
         privacy = {**release.privacy, "budget_remaining": {
             name: str(state.ledger.remaining(name)) for name in plan.charged_datasets}}
         result = pack_document("result", {
@@ -290,7 +341,7 @@ class Session:
             "requested_by": plan.requested_by, "recipients": list(plan.analysis.recipients),
             "params": plan.public_params(), "simulated": self.simulated,
             "created_at": self._now(), "columns": release.columns, "rows": release.rows,
-            "privacy": privacy,
+            "privacy": privacy, "audit_head": head.to_wire(),
         })
         signed = pack_document("signed", {"body": result,
                                           "signature": state.keys.sign(RESULT_LABEL, result)})
@@ -302,4 +353,50 @@ class Session:
                 signed, X25519PublicKey.from_public_bytes(party.result_key),
                 info=result_hpke_info(state.policy.collaboration_id, query_id, recipient),
             )
-        return "query_result", {"query_id": query_id, "results": sealed}
+        self._record("result_released", {"query_id": query_id, "recipients": list(sealed),
+                                          "result_hash": hashlib.sha256(result).digest()})
+        self._seal()
+        return "query_result", {"query_id": query_id, "results": sealed, "audit": self._publish()}
+
+    # -- deletion ----------------------------------------------------------------------------
+
+    def delete(self, body: dict[str, Any]) -> Reply:
+        """A party deletes its dataset: rows leave memory, uploads leave the manifest.
+
+        The budget already spent on the dataset stays spent: deleting and uploading again must
+        not buy a fresh budget.
+        """
+        state = self._require()
+        request_bytes = body["request"]
+        request = unpack_document("delete_request", request_bytes)
+        verify_party_signature(state.policy, request["party"], DELETE_LABEL, request_bytes,
+                               body["signature"])
+        if request["collaboration_id"] != state.policy.collaboration_id or (
+                request["policy_hash"] != state.policy.hash):
+            raise PolicyViolation("the request was made for another collaboration or policy")
+        dataset = state.policy.dataset(request["dataset"])
+        if dataset is None or dataset.owner != request["party"]:
+            raise PolicyViolation("a party may delete only its own datasets")
+        request_id = hashlib.sha256(request_bytes).digest()
+        state.replay.check_and_remember(request_id, request["issued_at"], self._now())
+        removed = [e for e in state.manifest if e["dataset"] == dataset.name]
+        state.manifest = [e for e in state.manifest if e["dataset"] != dataset.name]
+        upload_ids = [e["upload_id"] for e in removed]
+        state.ingested.difference_update(upload_ids)
+        table = state.tables.pop(dataset.name, None)
+        rows = table.rows if table is not None else 0
+        for stream, upload in list(self._uploads.items()):
+            if upload.opener.dataset.name == dataset.name:
+                del self._uploads[stream]
+        self._record("dataset_deleted", {"party": request["party"], "dataset": dataset.name,
+                                         "upload_ids": upload_ids, "rows": rows})
+        self._seal()
+        receipt = pack_document("deletion_receipt", {
+            "collaboration_id": state.policy.collaboration_id, "policy_hash": state.policy.hash,
+            "request_id": request_id, "party": request["party"], "dataset": dataset.name,
+            "upload_ids": upload_ids, "rows_deleted": rows, "deleted_at": self._now(),
+            "simulated": self.simulated, "audit_head": state.audit.head.to_wire(),
+        })
+        return "deleted", {"receipt": receipt,
+                           "signature": state.keys.sign(DELETION_RECEIPT_LABEL, receipt),
+                           "upload_ids": upload_ids, "audit": self._publish()}

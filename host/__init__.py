@@ -7,7 +7,6 @@ the enclave running (DESIGN.md §1, §7, §10). Importing this package does noth
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from flask import Flask
 
     from host import api
+    from host.audit_store import AuditStore
     from host.config import load_config
     from host.errors import register_error_handlers
     from host.storage import ResultStore, UploadStore
@@ -52,15 +52,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
 
     uploads = UploadStore(state_dir)
-    supervisor = EnclaveSupervisor(
-        SupervisorSettings.from_config(settings),
-        policy,
-        on_start=functools.partial(replay_uploads, uploads),
-    )
+    audit = AuditStore(state_dir)
+
+    def on_start(call: Any) -> None:
+        replay_uploads(uploads, call)
+        # Entries the enclave made just before a crash and never handed over are published now.
+        reply = call("audit_flush", {})
+        if reply.type == "audit_entries":
+            audit.append(reply.body["audit"])
+
+    supervisor = EnclaveSupervisor(SupervisorSettings.from_config(settings), policy, on_start=on_start)
     app.extensions["cleanroom"] = api.Services(
         supervisor=supervisor,
         uploads=uploads,
         results=ResultStore(state_dir),
+        audit=audit,
         attestation=api.AttestationService(
             supervisor,
             pki_dir=state_dir / "simulation-pki",

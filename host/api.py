@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
+from host.audit_store import AuditStore
 from host.relay import EnclaveUpload
 from host.storage import ResultStore, UploadStore
 from host.supervisor import EnclaveSupervisor
@@ -150,6 +151,7 @@ class Services:
     supervisor: EnclaveSupervisor
     uploads: UploadStore
     results: ResultStore
+    audit: AuditStore
     attestation: AttestationService
     upload_slots: threading.BoundedSemaphore
     max_upload_bytes: int
@@ -181,6 +183,13 @@ def attestation() -> dict[str, Any]:
             raise ProtocolError("nonce must be 64 hex digits")
         nonce = bytes.fromhex(nonce_hex)
     return _services().attestation.bundle(nonce)
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> dict[str, Any]:
+    from host import openapi  # imported on demand: only this route needs the document
+
+    return openapi.document()
 
 
 # uploads
@@ -219,7 +228,7 @@ def _relay_upload(services: Services) -> dict[str, Any]:
             with services.uploads.commit_lock:
                 services.uploads.commit(writer, upload.upload_id)
                 try:
-                    receipt = upload.commit()
+                    receipt = _publishing(services, upload.commit)
                 except EnclaveUnavailable:
                     # Whether the enclave sealed it is unknown: keep the file, and let the
                     # replay after the restart settle it (re-ingested or quarantined).
@@ -270,7 +279,8 @@ def run_query() -> dict[str, Any]:
     body = {"request": _b64_field(payload, "request"),
             "signature": _b64_field(payload, "signature")}
     services = _services()
-    reply = services.supervisor.handle().call("query", body, expect="query_result")
+    handle = services.supervisor.handle()
+    reply = _publishing(services, lambda: handle.call("query", body, expect="query_result"))
     query_id: bytes = reply.body["query_id"]
     results = reply.body["results"]
     if not all(isinstance(k, str) and isinstance(v, bytes) for k, v in results.items()):
@@ -282,6 +292,57 @@ def run_query() -> dict[str, Any]:
         # The budget is already spent: losing the answer would be worse than not storing it.
         log.exception("could not store the results of query %s", query_id.hex())
     return document
+
+
+def _publishing(services: Services, call: Callable[[], Any]) -> Any:
+    """Make an enclave call and store the audit entries it produced, even when it failed.
+
+    A request can fail after the enclave recorded something (a query that was charged and then
+    failed); its error reply carries no entries, so they are fetched with ``audit_flush``.
+    """
+    try:
+        reply = call()
+    except EnclaveUnavailable:
+        raise  # the enclave republishes unconfirmed entries with its next reply after restart
+    except CleanroomError:
+        try:
+            flushed = services.supervisor.handle().call("audit_flush", {}, expect="audit_entries")
+            services.audit.append(flushed.body["audit"])
+        except CleanroomError:
+            log.warning("could not fetch audit entries after a failed request")
+        raise
+    services.audit.append(reply.body["audit"])
+    return reply
+
+
+# audit log and deletion
+
+
+@bp.get("/audit")
+def audit_log() -> dict[str, Any]:
+    after = request.args.get("after", "0")
+    if not after.isdigit() or len(after) > 18:
+        raise ProtocolError("after must be a non-negative integer")
+    entries = _services().audit.after(int(after))
+    return {"entries": [_b64(entry) for entry in entries]}
+
+
+@bp.post("/deletions")
+def delete_dataset() -> dict[str, Any]:
+    payload = _json_object({"request", "signature"})
+    body = {"request": _b64_field(payload, "request"),
+            "signature": _b64_field(payload, "signature")}
+    services = _services()
+    handle = services.supervisor.handle()
+    with services.uploads.commit_lock:  # no upload of this dataset commits half-way through
+        reply = _publishing(services, lambda: handle.call("delete", body, expect="deleted"))
+        upload_ids = reply.body["upload_ids"]
+        if not all(isinstance(u, bytes) and len(u) == 16 for u in upload_ids):
+            raise InternalError("enclave sent malformed upload ids")
+        for upload_id in upload_ids:
+            services.uploads.remove(upload_id)  # the enclave forgot them: the ciphertext goes too
+    return {"receipt": _b64(reply.body["receipt"]), "signature": _b64(reply.body["signature"]),
+            "upload_ids": [u.hex() for u in upload_ids]}
 
 
 @bp.get("/results/<query_id>")

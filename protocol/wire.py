@@ -65,6 +65,8 @@ _STR = _f(str, max_len=256)
 _BYTES32 = _f(bytes, exact_len=32)
 _INT = _f(int)
 _BOOL = _f(bool)
+_AUDIT = _f(list, max_len=10_000)  # newly signed audit entries, for the host to publish
+_HEAD = _f(dict, max_len=2)  # {seq: int, hash: 32 bytes}
 
 # Host <-> enclave messages. Requests flow host -> enclave, responses enclave -> host.
 MESSAGES: dict[str, dict[str, Field]] = {
@@ -94,11 +96,17 @@ MESSAGES: dict[str, dict[str, Field]] = {
                      "digest": _BYTES32},
     "upload_commit": {"stream": _INT},
     "upload_abort": {"stream": _INT},
-    "upload_receipt": {"receipt": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
+    "upload_receipt": {"receipt": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64),
+                       "audit": _AUDIT},
     "list_uploads": {},
     "uploads": {"uploads": _f(list, max_len=100_000)},
     "query": {"request": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
-    "query_result": {"query_id": _BYTES32, "results": _f(dict, max_len=64)},
+    "query_result": {"query_id": _BYTES32, "results": _f(dict, max_len=64), "audit": _AUDIT},
+    "delete": {"request": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
+    "deleted": {"receipt": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64),
+                "upload_ids": _f(list, max_len=100_000), "audit": _AUDIT},
+    "audit_flush": {},
+    "audit_entries": {"audit": _AUDIT},
     "health": {},
     "status": {"mode": _STR, "uptime_s": _INT, "datasets": _INT, "uploads_in_progress": _INT},
     "ok": {},
@@ -137,6 +145,7 @@ DOCUMENTS: dict[str, dict[str, Field]] = {
         "digest": _BYTES32,
         "accepted_at": _INT,
         "simulated": _BOOL,
+        "audit_head": _HEAD,
     },
     "result": {
         "collaboration_id": _STR,
@@ -152,6 +161,35 @@ DOCUMENTS: dict[str, dict[str, Field]] = {
         "columns": _f(list, max_len=64),
         "rows": _f(list, max_len=1_000_000),
         "privacy": _f(dict, max_len=64),
+        "audit_head": _HEAD,
+    },
+    "audit_entry": {
+        "collaboration_id": _STR,
+        "seq": _INT,
+        "prev": _BYTES32,
+        "kind": _STR,
+        "at": _INT,
+        "details": _f(dict, max_len=32),
+    },
+    "delete_request": {
+        "collaboration_id": _STR,
+        "policy_hash": _BYTES32,
+        "party": _STR,
+        "dataset": _STR,
+        "nonce": _f(bytes, exact_len=16),
+        "issued_at": _INT,
+    },
+    "deletion_receipt": {
+        "collaboration_id": _STR,
+        "policy_hash": _BYTES32,
+        "request_id": _BYTES32,
+        "party": _STR,
+        "dataset": _STR,
+        "upload_ids": _f(list, max_len=100_000),
+        "rows_deleted": _INT,
+        "deleted_at": _INT,
+        "simulated": _BOOL,
+        "audit_head": _HEAD,
     },
     "signed": {"body": _f(bytes, max_len=MAX_CONTROL_BYTES * 64), "signature": _f(bytes, exact_len=64)},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,6 +41,12 @@ class ZeroNoise:
     def laplace(self, scale: Fraction, count: int) -> list[int]:
         self.scales.append(scale)
         return [0] * count
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cleanroom_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Clients remember audit heads under $CLEANROOM_HOME; never in the tester's home."""
+    os.environ["CLEANROOM_HOME"] = str(tmp_path_factory.mktemp("cleanroom-home"))
 
 
 @pytest.fixture(scope="session")

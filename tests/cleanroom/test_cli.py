@@ -142,6 +142,7 @@ def test_check_a_saved_result_offline(tmp_path, policy, policy_bytes, enclave, m
         "requested_by": "publisher", "recipients": ["publisher"], "params": {"group_by": []},
         "simulated": True, "created_at": now, "columns": ["matched_users"], "rows": [[4321]],
         "privacy": {"mechanism": "discrete_laplace", "epsilon_charged": "1/5"},
+        "audit_head": {"seq": 1, "hash": bytes(32)},
     })
     signed = pack_document("signed", {"body": body, "signature": enclave.signing.sign(RESULT_LABEL + body)})
     saved = tmp_path / "result.json"

@@ -88,7 +88,7 @@ class FakeHost(BaseHTTPRequestHandler):
             "collaboration_id": self.policy.collaboration_id, "policy_hash": self.policy.hash,
             "upload_id": header["upload_id"], "party": header["party"],
             "dataset": header["dataset"], "rows": 3, "digest": digest.digest(),
-            "accepted_at": 1, "simulated": True,
+            "accepted_at": 1, "simulated": True, "audit_head": {"seq": 1, "hash": bytes(32)},
         })
         self._json(201, {"upload_id": header["upload_id"].hex(), "rows": 3,
                          "digest": digest.hexdigest(),

@@ -42,6 +42,7 @@ def result_body(policy, **edits):
         "privacy": {"mechanism": "discrete_laplace", "epsilon_charged": "1/5",
                     "budget_remaining": {"impressions": "29/5"}, "suppressed_cohorts": 6,
                     "cohorts_total": 8, "min_cohort_size": 50},
+        "audit_head": {"seq": 3, "hash": bytes(32)},
     }
     body.update(edits)
     return pack_document("result", body)
@@ -108,7 +109,8 @@ UPLOAD_ID, DIGEST = os.urandom(16), hashlib.sha256(b"upload").digest()
 def receipt_response(signer, policy, **edits):
     body = {"collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
             "upload_id": UPLOAD_ID, "party": "publisher", "dataset": "impressions", "rows": 10,
-            "digest": DIGEST, "accepted_at": NOW, "simulated": True}
+            "digest": DIGEST, "accepted_at": NOW, "simulated": True,
+            "audit_head": {"seq": 1, "hash": bytes(32)}}
     body.update(edits)
     receipt = pack_document("upload_receipt", body)
     return {"upload_id": UPLOAD_ID.hex(), "rows": body["rows"], "digest": body["digest"].hex(),

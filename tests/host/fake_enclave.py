@@ -146,7 +146,7 @@ class FakeEnclave:
                 f.write(json.dumps(entry) + "\n")
             self.event(f"commit {upload_hex}")
         receipt = msgpack.packb({"upload_id": header["upload_id"]})
-        return "upload_receipt", {"receipt": receipt, "signature": FAKE_SIGNATURE}
+        return "upload_receipt", {"receipt": receipt, "signature": FAKE_SIGNATURE, "audit": []}
 
     def on_upload_abort(self, body: dict) -> tuple[str, dict]:
         self._stream(body)
@@ -164,7 +164,10 @@ class FakeEnclave:
             raise PolicyViolation("analysis 'overlap' is not allowed for this party")
         query_id = hashlib.sha256(body["request"]).digest()
         return "query_result", {"query_id": query_id,
-                                "results": {"advertiser": b"sealed:" + query_id[:8]}}
+                                "results": {"advertiser": b"sealed:" + query_id[:8]}, "audit": []}
+
+    def on_audit_flush(self, body: dict) -> tuple[str, dict]:
+        return "audit_entries", {"audit": []}
 
 
 def main() -> None:

@@ -27,10 +27,11 @@ class EnclaveHarness:
                  sealing_key: bytes = b"k" * 32, clock: Any = time.time) -> None:
         self.policy: Policy = parse_policy(policy_bytes)
         self.sealed: list[bytes] = []
+        self.published: list[bytes] = []
         self.session = Session(
             mode="simulation", quote=lambda report_data: None, sealing_key=sealing_key,
             load_sealed=lambda policy_hash: sealed, persist=lambda _, blob: self.sealed.append(blob),
-            noise=noise, clock=clock,
+            noise=noise, clock=clock, sleep=lambda seconds: None,  # no release padding in tests
         )
         self.ready = self.call("init", {"policy": policy_bytes})
 
@@ -38,6 +39,7 @@ class EnclaveHarness:
         reply = unpack(handle_frame(self.session, pack(type_, body)))
         if reply.type == "error":
             raise error_from_wire(reply.body)
+        self.published.extend(reply.body.get("audit", []))  # what the host would publish
         return reply.body
 
     def call_raw(self, frame: bytes) -> Any:

@@ -1,0 +1,128 @@
+"""Party side of the audit log: verify a chain offline and detect rollback of the enclave.
+
+The client remembers, per collaboration, the enclave signing key and the highest audit head it
+has seen (``HeadStore``). A later receipt or result whose head is older (a lower sequence
+number), or that disagrees at the same sequence number (a fork), or that comes from a different
+enclave key for the same collaboration, means the host restored or replaced the enclave's
+sealed state — which is how a privacy budget would be silently reset. All three are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from protocol.audit import GENESIS, AuditHead, entry_hash
+from protocol.errors import AuthenticationFailed, RollbackDetected, StateError
+from protocol.upload import AUDIT_LABEL
+from protocol.wire import unpack_document
+
+__all__ = ["AuditHead", "HeadStore", "default_head_store", "verify_audit_log"]
+
+def verify_audit_log(entries: Iterable[bytes], sig_pub: bytes, collaboration_id: str,
+                     start: AuditHead | None = None) -> tuple[AuditHead, list[dict[str, Any]]]:
+    """Check every signature and link of a log (or of its part after ``start``).
+
+    Returns the last head and the entries' bodies.
+
+    :raise AuthenticationFailed: an entry not signed by the enclave, or a broken link (an
+        entry dropped, inserted, reordered or altered by the host).
+    """
+    key = Ed25519PublicKey.from_public_bytes(sig_pub)
+    head = start or AuditHead(0, GENESIS)
+    bodies = []
+    for raw in entries:
+        signed = unpack_document("signed", raw)
+        try:
+            key.verify(signed["signature"], AUDIT_LABEL + signed["body"])
+        except InvalidSignature:
+            raise AuthenticationFailed(f"audit entry {head.seq + 1} is not signed by the enclave") from None
+        body = unpack_document("audit_entry", signed["body"])
+        if body["collaboration_id"] != collaboration_id:
+            raise AuthenticationFailed(f"audit entry {body['seq']} belongs to another collaboration")
+        if body["seq"] != head.seq + 1 or body["prev"] != head.hash:
+            raise AuthenticationFailed(f"the audit chain breaks at entry {head.seq + 1}")
+        head = AuditHead(body["seq"], entry_hash(signed["body"]))
+        bodies.append(body)
+    return head, bodies
+
+
+class HeadStore:
+    """The highest audit head seen per collaboration, in one small JSON file per collaboration."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, collaboration_id: str) -> Path:
+        return self.directory / f"{collaboration_id}.json"
+
+    def load(self, collaboration_id: str) -> tuple[bytes, AuditHead] | None:
+        path = self._path(collaboration_id)
+        if not path.exists():
+            return None
+        try:
+            doc = json.loads(path.read_text())
+            return bytes.fromhex(doc["sig_pub"]), AuditHead(int(doc["seq"]), bytes.fromhex(doc["hash"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateError(f"{path} is not a valid audit head file") from exc
+
+    def observe(self, collaboration_id: str, sig_pub: bytes, head: AuditHead,
+                entries_after: Callable[[int], list[bytes]] | None = None) -> None:
+        """Accept ``head`` if it does not go back; remember it if it is newer.
+
+        A newer head is only accepted as a continuation of the remembered one: with
+        ``entries_after(seq)`` (the host's ``GET /v1/audit?after=seq``) the chain from the
+        remembered head to the new one is verified, so a host cannot restore old state and then
+        run it forward past the head a party saw.
+
+        :raise RollbackDetected: an older head, a fork, or another enclave key for this
+            collaboration.
+        """
+        seen = self.load(collaboration_id)
+        if seen is not None:
+            seen_key, seen_head = seen
+            if seen_key != sig_pub:
+                raise RollbackDetected(
+                    "the enclave's signing key changed for this collaboration: its sealed state "
+                    "was replaced or lost (remove the head file only if all parties agree)")
+            if head.seq < seen_head.seq:
+                raise RollbackDetected(
+                    f"audit head went back from {seen_head.seq} to {head.seq}: the host restored "
+                    "older enclave state")
+            if head.seq == seen_head.seq and head.hash != seen_head.hash:
+                raise RollbackDetected(f"audit log forked at entry {head.seq}")
+            if head.seq == seen_head.seq:
+                return
+            if entries_after is not None:
+                _check_continues(entries_after(seen_head.seq), sig_pub, collaboration_id,
+                                 seen_head, head)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self._path(collaboration_id).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"sig_pub": sig_pub.hex(), "seq": head.seq, "hash": head.hash.hex()}))
+        os.replace(tmp, self._path(collaboration_id))
+
+
+def _check_continues(entries: list[bytes], sig_pub: bytes, collaboration_id: str,
+                     seen: AuditHead, new: AuditHead) -> None:
+    try:
+        _, bodies = verify_audit_log(entries, sig_pub, collaboration_id, start=seen)
+    except AuthenticationFailed as exc:
+        raise RollbackDetected(f"the audit log does not continue the head this party saw: "
+                               f"{exc.message}") from None
+    hashes = {seen.seq: seen.hash}
+    for raw, body in zip(entries, bodies, strict=True):
+        hashes[body["seq"]] = entry_hash(unpack_document("signed", raw)["body"])
+    if hashes.get(new.seq) != new.hash:
+        raise RollbackDetected(f"audit head {new.seq} is not on the chain this party saw")
+
+
+def default_head_store() -> HeadStore:
+    """``$CLEANROOM_HOME/heads`` (default ``~/.cleanroom/heads``)."""
+    home = os.environ.get("CLEANROOM_HOME") or Path.home() / ".cleanroom"
+    return HeadStore(Path(home) / "heads")
