@@ -203,6 +203,16 @@ def _prepare_work_dir(work: Path) -> None:
     (work / _MARKER).write_text("created by python -m cleanroom.demo; deleted by the next run\n")
 
 
+def _activation_summary(result: Result) -> str:
+    """Activation returns the requester's own hashed identifiers: count them, show a few."""
+    ids = [value for row in result.rows for value in row if isinstance(value, bytes)]
+    shown = ", ".join(i.hex()[:16] + "..." for i in ids[:3])
+    return (f"{len(ids):,} of the advertiser's own identifiers (SHA-256 of its normalised emails) "
+            f"in the matched cohort: {shown}\n"
+            f"privacy: {result.privacy.get('mechanism', '?')}; this release is gated by a noisy "
+            f"cohort size and is not itself differentially private (the policy says so)")
+
+
 def run(args: argparse.Namespace) -> int:
     from attestation.verify import VerifierPolicy
 
@@ -271,6 +281,11 @@ def run(args: argparse.Namespace) -> int:
             ("advertiser", "conversions_by_segment",
              {"group_by": ["impressions.campaign", "impressions.age_band"],
               "metric": "conversions.value"}),
+            ("publisher", "reach", {"group_by": ["impressions.campaign"]}),
+            ("advertiser", "campaign_attribution",
+             {"group_by": ["impressions.campaign"], "metric": "conversions.value"}),
+            ("advertiser", "activate_converters",
+             {"cohort": {"impressions.campaign": "spring_sale"}}),
         ]
         saved: list[Path] = []
         results_dir = work / "results"
@@ -291,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
                 _say(f"  {recipient}: result opened with its own key, enclave signature ok, "
                      f"saved to {path.name}")
             _say()
-            _say(render_table(result))
+            _say(_activation_summary(result) if result.body["kind"] == "cohort_activation"
+                 else render_table(result))
 
     _step(f"offline check of {saved[-1].name} (no network)")
     checked, enclave = check_saved_result(saved[-1], policy_bytes, verifier, int(time.time()))
@@ -303,6 +319,10 @@ def run(args: argparse.Namespace) -> int:
         _say(f"  {party}: uploaded {receipt.rows:,} rows of {receipt.dataset} "
              f"(receipt {receipt.upload_id.hex()[:16]}..., digest matches)")
     for result in shown:
+        if result.body["kind"] == "cohort_activation":
+            _say(f"  {result.analysis}: {len(result.rows):,} of the requester's own identifiers, "
+                 f"epsilon {result.privacy.get('epsilon_charged', '?')}")
+            continue
         remaining = ", ".join(f"{k}={v}" for k, v in result.privacy.get("budget_remaining", {}).items())
         _say(f"  {result.analysis}: {len(result.rows)} cohorts released, "
              f"{result.privacy.get('suppressed_cohorts', '?')} suppressed, "

@@ -258,6 +258,8 @@ def check_saved_result(path: str | os.PathLike[str], agreed_policy: bytes, verif
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.hex()  # activated identifiers: the party's own SHA-256 digests
     if isinstance(value, dict):
         return ", ".join(f"{k}={_text(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from attestation.quote import QuoteProvider
 from enclave.dispatch import handle_frame
-from enclave.noise_source import ExactLaplaceNoise
+from enclave.noise_source import ExactNoise
 from enclave.sealing import derive_sealing_key
 from enclave.session import Session
 from enclave.state_mount import STATE_KEY_NAME_SGX, provision_direct_mode_key
@@ -116,7 +116,7 @@ def main() -> int:
         sealing_key=derive_sealing_key(_sealing_root_key(provider.mode, state_dir)),
         load_sealed=_loader(state_dir),
         persist=_atomic_writer(state_dir),
-        noise=ExactLaplaceNoise(),
+        noise=ExactNoise(),
     )
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.settimeout(None)

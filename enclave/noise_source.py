@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from enclave.noise import discrete_gaussian, discrete_laplace, noise_vector
 
-__all__ = ["ExactLaplaceNoise", "ExactNoise"]
+__all__ = ["ExactNoise"]
 
 
 class ExactNoise:
@@ -28,4 +28,3 @@ class ExactNoise:
         return noise_vector(count, sigma2, discrete_gaussian, secrets.randbelow)
 
 
-ExactLaplaceNoise = ExactNoise  # the name enclave/__main__.py imports
