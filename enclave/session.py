@@ -51,6 +51,7 @@ from protocol.wire import pack_document, unpack_document
 __all__ = ["MAX_UPLOADS_IN_PROGRESS", "Session"]
 
 MAX_UPLOADS_IN_PROGRESS = 8
+_SEALED_FIELDS = {"policy_hash", "keys", "ledger", "seen", "manifest", "audit_head", "unpublished"}
 Reply = tuple[str, dict[str, Any]]
 
 
@@ -145,6 +146,8 @@ class Session:
     def _restore(self, policy: Policy, saved: dict[str, Any]) -> _State:
         if saved.get("policy_hash") != policy.hash:
             raise StateError("the sealed state belongs to another policy")
+        if not set(saved) >= _SEALED_FIELDS:
+            raise StateError("the sealed state was written by an older, incompatible version")
         keys = EnclaveKeys.from_sealed(saved["keys"])
         head = saved["audit_head"]
         return _State(

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 from host.relay import Caller, EnclaveChannel, EnclaveUpload
 from host.storage import UploadStore
 from host.upload_stream import UploadChunk, UploadHeader, iter_upload_records
-from protocol.errors import CleanroomError, EnclaveUnavailable, StateError
+from protocol.errors import CleanroomError, EnclaveUnavailable, ProtocolError, StateError
 from protocol.wire import Message
 
 __all__ = [
@@ -370,7 +370,7 @@ def replay_uploads(store: UploadStore, call: Caller) -> None:
 
 def _replay_one(stored: Any, call: Caller, upload_id: bytes) -> None:
     size = os.fstat(stored.fileno()).st_size
-    records = iter_upload_records(stored, max_bytes=size)
+    records = _stored_records(iter_upload_records(stored, max_bytes=size))
     first = next(records)
     assert isinstance(first, UploadHeader)
     upload = EnclaveUpload.begin(call, first.header, first.signature)
@@ -384,3 +384,11 @@ def _replay_one(stored: Any, call: Caller, upload_id: bytes) -> None:
     except BaseException:
         upload.abort_quietly()
         raise
+
+
+def _stored_records(records: Iterator[Any]) -> Iterator[Any]:
+    """A stored file that does not parse was damaged on disk: say so, not "malformed request"."""
+    try:
+        yield from records
+    except ProtocolError as exc:
+        raise StateError("the stored upload is truncated or corrupt") from exc

@@ -298,3 +298,13 @@ def test_sealed_state_is_bound_to_its_policy_and_key(policy_bytes: bytes, partie
     other = policy_bytes.replace(b'min_cohort_size = 50', b'min_cohort_size = 51')
     with pytest.raises(StateError):
         EnclaveHarness(other, ZeroNoise(), sealed=first.sealed[-1])
+
+
+def test_sealed_state_of_an_older_format_is_refused_clearly(policy_bytes: bytes) -> None:
+    from enclave import sealing
+
+    first = EnclaveHarness(policy_bytes, ZeroNoise())
+    state = sealing.unseal(first.sealed[-1], b"k" * 32)
+    del state["audit_head"]  # as written before the audit log existed
+    with pytest.raises(StateError, match="older"):
+        EnclaveHarness(policy_bytes, ZeroNoise(), sealed=sealing.seal(state, b"k" * 32))
