@@ -1,29 +1,36 @@
-"""Side-by-side benchmark: enclave compute core vs DuckDB and Polars, plus encrypted ingest.
+"""Side-by-side benchmark: enclave compute core vs DuckDB and Polars, real ingest, HTTP path.
 
-    python -m benchmarks.run --rows N [--json] [--repeat 3] [--no-tune] [--no-baselines]
+    python -m benchmarks.run --rows N [--json] [--repeat 3] [--http-rows M] [--no-tune]
 
 Everything runs in ONE process on the same seeded data (``benchmarks/datagen.py``):
 
 (a) DuckDB (2 threads) and Polars run ``BASELINE_SQL`` (or its Polars twin) on the plaintext
     columns, loaded into their native tables first (loading is not timed);
-(b) the core (``enclave/compute.py``): match + cohort codes + bounding with bounds that cannot
-    bind + per-user metric + aggregate; noise is timed separately, and bounding with binding
-    bounds is reported as its own figure;
-(c) ingest: AES-256-GCM ``decrypt_into`` a preallocated buffer + ``decode_batch`` +
-    ``ColumnarTable.append`` over 8 MiB chunks, in GB/s of plaintext.
+(b) the core (``enclave/compute.py``) on the tables the real upload path of (c) produced:
+    match + cohort codes + bounding with bounds that cannot bind + per-user metric + aggregate;
+    noise is timed separately, and bounding with binding bounds is reported as its own figure;
+(c) ingest through the real enclave code (``benchmarks/enclave_ingest.py``): the parties'
+    ``UploadEncryptor`` streams are made beforehand; timed is ``Session.upload_begin`` ->
+    ``upload_chunk`` per chunk -> ``upload_commit`` for both parties, in GB/s of plaintext
+    (median, and the first run on its own), also through ``enclave.dispatch.handle_frame`` with
+    real frames, and the session's unhinted staging table vs one sized exactly;
+(d) the full HTTP path (``benchmarks/http_path.py``) for ``--http-rows`` rows per party: a real
+    host subprocess, attestation, both uploads from CSV (or Parquet) files, one query.
 
-The aggregates of (a) and (b) must be identical before anything is reported (exit 1 if not).
-Times are medians of ``--repeat`` runs. Peak memory of the core is the column bytes it holds
-plus the tracemalloc peak of one extra core run (NumPy reports its buffers to tracemalloc);
-the baselines allocate natively, so for all three engines the growth of the process's resident
-memory during one run (sampled every millisecond) is reported as well.
+The aggregates of (a) and (b) must be identical before anything is reported or (d) runs (exit 1
+if not). Times are medians of ``--repeat`` runs. Peak memory of the core is the column bytes the
+ingested tables hold (their capacity, as the enclave holds it) plus the tracemalloc peak of one
+extra core run (NumPy reports its buffers to tracemalloc); the baselines allocate natively, so
+for all three engines the growth of the process's resident memory during one run (sampled
+every millisecond) is reported as well.
 
 Tuning (default, ``--no-tune`` to measure the process as it starts): on AMD CPUs with AVX-512
 (Zen 4) NumPy's AVX-512 sort is several times slower than its AVX2 sort, because compress-store
 is microcoded there, so the run re-executes itself with ``NPY_DISABLE_CPU_FEATURES`` set; and
 glibc is told to keep freed memory (``MALLOC_MMAP_MAX_=0``, a high trim threshold) so that
 repeated queries reuse pages instead of re-faulting them, as DuckDB's and Polars' own
-allocators do. The enclave manifest can set the same environment.
+allocators do. The enclave manifest can set the same environment; the HTTP host and its
+enclave child inherit it.
 """
 
 from __future__ import annotations
@@ -38,23 +45,21 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.datagen import (
-    ADVERTISER_SCHEMA,
     DIMENSION_SIZES,
-    PUBLISHER_SCHEMA,
     VALUE_RANGE_CENTS,
     Parties,
     generate,
 )
-from cleanroom.batch import encode_batch, rows_per_batch
+from benchmarks.enclave_ingest import measure_ingest, prepare
 from enclave import compute, noise
-from enclave.columns import ColumnarTable, decode_batch
+from enclave.columns import ColumnarTable
 
-CHUNK_BYTES = 8 << 20
 COHORT_DIMS = ("campaign", "age_band", "region")
 UNBOUNDED = 1 << 40  # bounds no user can reach: bounding keeps every matched row
 TUNED_ENV = {
@@ -62,7 +67,6 @@ TUNED_ENV = {
     "MALLOC_TRIM_THRESHOLD_": str(1 << 40),
 }
 AVX2_SORT_ENV = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL"}
-HTTP_NOTE = "full HTTP path (upload both parties + query through the host) is not wired yet"
 
 # Per cohort: distinct matched users, matched impression rows, and the sum over (user, cohort)
 # pairs of the user's total conversion value -- the core's semantics with unlimited bounds.
@@ -164,37 +168,6 @@ def _retune(argv: list[str]) -> None:
     sys.stdout.flush()
     # The environment must be in place before NumPy and glibc initialise: hence a re-exec.
     os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run", *argv], env)  # noqa: S606
-
-
-# --------------------------------------------------------------------------------------- ingest
-
-
-def encrypt_upload(columns: dict[str, np.ndarray], schema, key: bytes) -> list[bytes]:
-    """Client side, not timed: encode into 8 MiB batches and seal each with AES-256-GCM."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    aead = AESGCM(key)
-    step = rows_per_batch(schema, CHUNK_BYTES)
-    rows = len(columns["id"])
-    chunks = []
-    for i, start in enumerate(range(0, rows, step)):
-        batch = encode_batch({k: v[start : start + step] for k, v in columns.items()}, schema)
-        chunks.append(aead.encrypt(i.to_bytes(12, "big"), batch, b"bench" + i.to_bytes(8, "big")))
-    return chunks
-
-
-def ingest(chunks: list[bytes], schema, key: bytes, rows: int) -> ColumnarTable:
-    """Enclave side, timed: decrypt_into one reused buffer, view it, append to the table."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    aead = AESGCM(key)
-    buf = bytearray(CHUNK_BYTES)
-    table = ColumnarTable(schema, capacity_hint=rows, max_rows=rows)
-    for i, ct in enumerate(chunks):
-        plain = memoryview(buf)[: len(ct) - 16]
-        aead.decrypt_into(i.to_bytes(12, "big"), ct, b"bench" + i.to_bytes(8, "big"), plain)
-        table.append(decode_batch(plain, schema, DIMENSION_SIZES))
-    return table
 
 
 # ----------------------------------------------------------------------------------------- core
@@ -357,24 +330,12 @@ def _same(core: compute.AggregateCounts, other: Result) -> bool:
 # ----------------------------------------------------------------------------------------- main
 
 
-def _measure_ingest(parties: Parties, repeat: int) -> tuple[dict[str, Any], list[ColumnarTable]]:
-    key = os.urandom(32)
-    uploads = [(encrypt_upload(parties.publisher, PUBLISHER_SCHEMA, key), PUBLISHER_SCHEMA),
-               (encrypt_upload(parties.advertiser, ADVERTISER_SCHEMA, key), ADVERTISER_SCHEMA)]
-    rows = len(parties.publisher["id"])
-    plain = sum(len(ct) - 16 for chunks, _ in uploads for ct in chunks)
-    tables: list[ColumnarTable] = []
-
-    def run() -> None:
-        tables.clear()  # free the previous run's tables first, as a restarted upload would
-        tables.extend(ingest(chunks, schema, key, rows) for chunks, schema in uploads)
-
-    median, times, _ = _median_time(run, repeat)
-    return {"ingest_s": median, "ingest_runs": times, "ingest_plaintext_bytes": plain,
-            "ingest_GBps": plain / median / 1e9,
-            "ingest_first_run_GBps": plain / times[0] / 1e9,
-            "ingest_note": "first run includes first-touch page faults of the new tables",
-            "chunks": sum(len(c) for c, _ in uploads)}, tables
+def _measure_ingest(parties: Parties, repeat: int,
+                    hint: bool) -> tuple[dict[str, Any], tuple[ColumnarTable, ColumnarTable]]:
+    prepared = prepare({"impressions": parties.publisher, "conversions": parties.advertiser})
+    report, tables = measure_ingest(prepared, repeat, hint=hint)
+    del prepared  # the ciphertexts and frames: 2x the raw bytes nobody needs any more
+    return report, (tables["impressions"], tables["conversions"])
 
 
 def _measure_core(pub: ColumnarTable, adv: ColumnarTable, repeat: int,
@@ -401,18 +362,22 @@ def _measure_core(pub: ColumnarTable, adv: ColumnarTable, repeat: int,
     return out, runs[-1][0]
 
 
-def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True,
-              memory: bool = True) -> dict[str, Any]:
-    """Run (a)-(c) on ``rows`` rows per party; raises AssertionError if aggregates differ."""
+def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True, memory: bool = True,
+              hint: bool = True, http_rows: int = 0, http_format: str = "csv",
+              http_profile: Path | None = None, http_keep: bool = False) -> dict[str, Any]:
+    """Run (a)-(d) on ``rows`` rows per party ((d) on ``http_rows``, skipped when 0).
+
+    :raise AssertionError: the core's aggregates differ from a baseline's (then (d) never runs).
+    """
     parties = generate(rows)
     report: dict[str, Any] = {
         "rows_per_party": rows, "repeat": repeat, "raw_bytes": parties.raw_bytes,
         "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__},
+                    "numpy": np.__version__, "load_avg_at_start": os.getloadavg()},
         "process_env": {k: os.environ[k] for k in (*TUNED_ENV, *AVX2_SORT_ENV)
                         if k in os.environ},
     }
-    ingest_report, (pub, adv) = _measure_ingest(parties, repeat)
+    ingest_report, (pub, adv) = _measure_ingest(parties, repeat, hint)
     report.update(ingest_report)
     core_report, core_result = _measure_core(pub, adv, repeat, memory)
     report.update(core_report)
@@ -420,8 +385,13 @@ def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True,
     report["core_rows_per_s"] = 2 * rows / report["core_s"]
     if memory:
         report["peak_mem_vs_raw_bytes"] = report["peak_mem_bytes"] / parties.raw_bytes
-        report["peak_mem_method"] = ("column bytes held + tracemalloc peak of one core run; "
-                                     "*_peak_rss_growth = sampled RSS growth during one run")
+        # What the same would be if the staging tables were sized exactly (a row-count hint).
+        exact = report["peak_mem_bytes"] - report["ingest_table_bytes_held"] + \
+            report["ingest_table_bytes_exact"]
+        report["peak_mem_vs_raw_bytes_exact_tables"] = exact / parties.raw_bytes
+        report["peak_mem_method"] = ("bytes the ingested tables hold (capacity) + tracemalloc "
+                                     "peak of one core run; *_peak_rss_growth = sampled RSS "
+                                     "growth during one run")
     report["noise_cells"] = 3000
     report["noise_s"] = time_noise(3000)
     checks = {}
@@ -439,18 +409,57 @@ def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True,
     report["identical_aggregates"] = checks
     if not all(checks.values()):
         raise AssertionError(f"aggregates differ from a baseline: {checks}")
+    del pub, adv, core_result
     report["http"] = None
-    report["http_note"] = HTTP_NOTE
+    if http_rows > 0:
+        from benchmarks.http_path import run_http  # starts a host subprocess: only when asked
+
+        http_parties = parties if http_rows == rows else generate(http_rows)
+        del parties
+        report["http"] = run_http(http_parties, fmt=http_format, profile_dir=http_profile,
+                                  keep=http_keep)
     return report
+
+
+def _print_http(h: dict[str, Any]) -> None:
+    ph = h["phases"]
+    print(f"http    {h['rows_per_party']:,} rows/party from {h['format']}: total {h['total_s']:.2f} s"
+          f" (target < 15 s at 1M) = verify {ph['verify_publisher']['s'] + ph['verify_advertiser']['s']:.2f}"
+          f" + upload publisher {ph['upload_publisher']['s']:.2f} + upload advertiser "
+          f"{ph['upload_advertiser']['s']:.2f} + query {ph['query']['s']:.2f}; host start-up "
+          f"{h['host_startup_s']:.2f} s (not in total)")
+    if h.get("query_release_floor_s") is not None:
+        print(f"        query release floor (enclave/release_timing.py padding for this shape): "
+              f"{h['query_release_floor_s']:.2f} s")
+    for name in ("upload_publisher", "upload_advertiser", "query"):
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in ph[name]["cpu_s"].items())
+        tail = ph[name].get("tail_after_last_record_s")
+        print(f"        {name}: cpu s {cpu}" + (f"; tail after last record {tail:.3f} s"
+                                                 if tail is not None else ""))
+    for dataset, c in h["client_offline"].items():
+        print(f"        client alone, {dataset}: parse+normalise+hash {c['parse_hash_s']:.2f} s, "
+              f"encode {c['encode_s']:.3f} s, encrypt+digest {c['encrypt_digest_s']:.3f} s")
+    print(f"        fsync probe ({h['stored_upload_bytes'] / 2e6:.0f} MB): "
+          f"{h['fsync_probe_s']:.3f} s")
 
 
 def _print_human(r: dict[str, Any]) -> None:
     print(f"rows per party {r['rows_per_party']:,}  raw column bytes {r['raw_bytes'] / 1e6:.0f} MB"
           f"  matched users {r['n_matched_users']:,}  ({r['machine']['cpu']}, "
-          f"{r['machine']['cores']} cores)")
+          f"{r['machine']['cores']} cores, load {r['machine']['load_avg_at_start'][0]:.2f})")
     print(f"env: {r['process_env'] or 'untuned'}")
-    print(f"ingest  {r['ingest_s']:.3f} s  {r['ingest_GBps']:.2f} GB/s plaintext (first run "
-          f"{r['ingest_first_run_GBps']:.2f} GB/s: page faults of fresh tables)")
+    print(f"ingest  {r['ingest_s']:.3f} s  {r['ingest_GBps']:.2f} GB/s plaintext via Session "
+          f"upload_begin/chunk/commit (first run {r['ingest_first_run_GBps']:.2f} GB/s: page "
+          f"faults of fresh tables); with frames {r['ingest_frames_GBps']:.2f} GB/s "
+          f"(+{r['ingest_frame_overhead_s']:.3f} s)")
+    if "ingest_hint" in r:
+        hint = r["ingest_hint"]
+        print(f"        staging table without / with an exact capacity hint: "
+              f"{hint['unhinted']['s']:.3f} / {hint['hinted']['s']:.3f} s, tracemalloc peak "
+              f"{hint['unhinted']['tracemalloc_peak_bytes'] / 1e6:.0f} / "
+              f"{hint['hinted']['tracemalloc_peak_bytes'] / 1e6:.0f} MB, held "
+              f"{hint['unhinted']['table_bytes_held'] / 1e6:.0f} / "
+              f"{hint['hinted']['table_bytes_held'] / 1e6:.0f} MB")
     stages = "  ".join(f"{k} {v:.3f}" for k, v in r["core_stages_s"].items())
     print(f"core    {r['core_s']:.3f} s  ({r['core_rows_per_s'] / 1e6:.1f} M rows/s; {stages}; "
           f"runs {', '.join(f'{t:.3f}' for t in r['core_runs'])})")
@@ -464,23 +473,51 @@ def _print_human(r: dict[str, Any]) -> None:
             print(f"{name:7s} {b['s']:.3f} s  core_vs_{name} {r[f'core_vs_{name}']:.2f}")
     if "peak_mem_vs_raw_bytes" in r:
         print(f"peak memory {r['peak_mem_bytes'] / 1e6:.0f} MB = "
-              f"{r['peak_mem_vs_raw_bytes']:.2f} x raw ({r['peak_mem_method']})")
-    print(f"identical aggregates: {r['identical_aggregates']}; http: {r['http_note']}")
+              f"{r['peak_mem_vs_raw_bytes']:.2f} x raw ({r['peak_mem_method']}); with exactly "
+              f"sized tables {r['peak_mem_vs_raw_bytes_exact_tables']:.2f} x raw")
+    print(f"identical aggregates: {r['identical_aggregates']}")
+    if r["http"] is not None:
+        _print_http(r["http"])
+    else:
+        print("http    skipped (--http-rows 0)")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split(
-        "\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per party")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n")[0],
+        epilog="Exit status 1 if the core's aggregates differ from a baseline's.")
+    parser.add_argument("--rows", type=int, default=1_000_000, metavar="N",
+                        help="rows per party for (a)-(c) (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=3, metavar="K",
+                        help="runs per timed figure; medians are reported (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--no-tune", action="store_true", help="keep NumPy/glibc defaults")
-    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--no-tune", action="store_true",
+                        help="keep NumPy/glibc defaults (no re-exec with the tuned environment)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip DuckDB and Polars; check against a NumPy reference instead")
+    parser.add_argument("--no-hint", action="store_true",
+                        help="skip the unhinted-vs-hinted staging table comparison of (c)")
+    parser.add_argument("--http-rows", type=int, default=1_000_000, metavar="M",
+                        help="rows per party for (d), the full HTTP path; 0 skips it "
+                             "(default: %(default)s)")
+    parser.add_argument("--http-format", choices=("csv", "parquet"), default="csv",
+                        help="party file format for (d) (default: %(default)s)")
+    parser.add_argument("--http-profile", type=Path, metavar="DIR",
+                        help="write py-spy flame graphs of the host worker and the enclave "
+                             "during the uploads of (d) to DIR (needs py-spy on PATH or in "
+                             "the venv)")
+    parser.add_argument("--http-keep", action="store_true",
+                        help="keep (d)'s work directory (files, host log, state) in /tmp")
     args = parser.parse_args(argv)
+    if args.rows < 1 or args.http_rows < 0:
+        parser.error("--rows must be positive and --http-rows non-negative")
     _retune(argv)
     try:
-        report = benchmark(args.rows, max(1, args.repeat), baselines=not args.no_baselines)
+        report = benchmark(args.rows, max(1, args.repeat), baselines=not args.no_baselines,
+                           hint=not args.no_hint, http_rows=args.http_rows,
+                           http_format=args.http_format, http_profile=args.http_profile,
+                           http_keep=args.http_keep)
     except AssertionError as err:
         print(f"FAILED: {err}", file=sys.stderr)
         return 1

@@ -1,26 +1,38 @@
-"""CI smoke benchmark: ``python -m benchmarks.smoke``.
+"""CI smoke benchmark: ``python -m benchmarks.smoke [--no-http]``.
 
 Runs ``benchmarks.run.benchmark`` on a small N (baselines when importable, else an independent
-NumPy reference) and exits 1 only when the aggregates are wrong or a figure is GROSSLY off:
-more than ``FACTOR`` times worse than a generous absolute budget. It is not a timed unit test:
-shared CI machines are noisy, so only order-of-magnitude regressions should fail it.
+NumPy reference; ingest through the real enclave ``Session``) plus, unless ``--no-http``, the
+full HTTP path on a tiny N (a real host subprocess). It exits 1 only when the aggregates are
+wrong, a path fails, or a figure is GROSSLY off: more than ``FACTOR`` times worse than a
+generous absolute budget. It is not a timed unit test: shared CI machines are noisy, so only
+order-of-magnitude regressions should fail it. About 5 s in all on a 2-core machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from benchmarks.run import benchmark
 
 ROWS = 200_000
+HTTP_ROWS = 20_000
 FACTOR = 10
 CORE_BUDGET_S = 0.5  # measured ~0.02-0.04 s on a 2-core CI-class machine
-INGEST_BUDGET_GBPS = 0.5  # measured several GB/s (median of 3)
+INGEST_BUDGET_GBPS = 0.5  # measured 0.6-1.2 GB/s (median of 3) through Session.upload_chunk
+HTTP_BUDGET_S = 2.0  # measured ~0.8 s for 20k rows per party (0.2-0.4 s of it release padding)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.smoke",
+                                     description="Small benchmark that fails only on gross "
+                                                 "regressions or wrong aggregates.")
+    parser.add_argument("--no-http", action="store_true",
+                        help="skip the tiny full-HTTP-path run (it starts a host subprocess)")
+    args = parser.parse_args(argv)
     try:
-        report = benchmark(ROWS, repeat=3, memory=False)
+        report = benchmark(ROWS, repeat=3, memory=False, hint=False,
+                           http_rows=0 if args.no_http else HTTP_ROWS)
     except AssertionError as err:
         print(f"smoke FAILED: {err}")
         return 1
@@ -29,10 +41,14 @@ def main() -> int:
         failures.append(f"core {report['core_s']:.3f} s > {FACTOR} x {CORE_BUDGET_S} s")
     if report["ingest_GBps"] < INGEST_BUDGET_GBPS / FACTOR:
         failures.append(f"ingest {report['ingest_GBps']:.3f} GB/s < {INGEST_BUDGET_GBPS} / {FACTOR}")
+    http = report["http"]
+    if http is not None and http["total_s"] > FACTOR * HTTP_BUDGET_S:
+        failures.append(f"http {http['total_s']:.2f} s > {FACTOR} x {HTTP_BUDGET_S} s")
     baselines = {name: report[f"core_vs_{name}"] for name in ("duckdb", "polars")}
     print(f"smoke: {ROWS:,} rows/party core {report['core_s']:.3f} s, ingest "
           f"{report['ingest_GBps']:.2f} GB/s, core_vs {baselines}, "
-          f"checked against {sorted(report['identical_aggregates'])}")
+          f"checked against {sorted(report['identical_aggregates'])}"
+          + (f"; http {HTTP_ROWS:,} rows/party {http['total_s']:.2f} s" if http else ""))
     for failure in failures:
         print(f"smoke FAILED: {failure}")
     return 1 if failures else 0

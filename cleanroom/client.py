@@ -285,9 +285,10 @@ class Client:
             raise InvalidInput(f"the policy has no dataset {dataset_name!r}; it has: "
                                + ", ".join(d.name for d in policy.datasets))
         schema = dataset.schema()
-        encryptor = UploadEncryptor(keys, policy, dataset, enclave.enc_pub, chunk_size=chunk_size)
         started = time.monotonic()
         with open_table(source_path, dataset, default_country_code=default_country_code) as table:
+            encryptor = UploadEncryptor(keys, policy, dataset, enclave.enc_pub,
+                                        chunk_size=chunk_size, rows_hint=table.rows_estimate())
             batches = (encode_batch(columns, schema)
                        for columns in table.blocks(rows_per_batch(schema, chunk_size)))
             first = next(batches, None)

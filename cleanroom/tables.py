@@ -177,6 +177,10 @@ class Table:
     def blocks(self, block_rows: int) -> Iterator[dict[str, np.ndarray]]:
         raise NotImplementedError
 
+    def rows_estimate(self) -> int | None:
+        """About how many rows the file holds, cheaply (sent as the upload's size hint)."""
+        return None
+
     def close(self) -> None:
         """Release the underlying file."""
 
@@ -189,6 +193,15 @@ class Table:
 
 class CsvTable(Table):
     """UTF-8 CSV with a header line (a BOM is accepted), read with the stdlib ``csv`` module."""
+
+    def rows_estimate(self) -> int | None:
+        # Line count minus the header: exact unless a quoted field spans lines. One extra pass
+        # over the file at disk speed buys the enclave a single, exactly sized allocation.
+        lines = 0
+        with self.path.open("rb") as f:
+            while block := f.read(1 << 22):
+                lines += block.count(b"\n")
+        return max(lines - 1, 0)
 
     def __init__(self, path: Path, dataset: Dataset, default_country_code: str | None) -> None:
         super().__init__(path, dataset, default_country_code)
@@ -276,6 +289,9 @@ class ParquetTable(Table):
         if self._file.metadata.num_columns == 0:
             raise InvalidInput(f"{path.name}: the file is empty (no columns)")
         self._check_columns(found)
+
+    def rows_estimate(self) -> int | None:
+        return self._file.metadata.num_rows
 
     def blocks(self, block_rows: int) -> Iterator[dict[str, np.ndarray]]:
         if block_rows < 1:

@@ -56,6 +56,7 @@ class UploadEncryptor:
         chunk_size: maximum plaintext bytes per chunk (``protocol.upload`` bounds; the CLI
             offers 1 to 8 MiB).
         now: unix time for ``created_at`` (default: the clock).
+        rows_hint: about how many rows will follow, so the enclave sizes its columns once.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class UploadEncryptor:
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         now: int | None = None,
+        rows_hint: int | None = None,
     ) -> None:
         if not CHUNK_MIN_PLAINTEXT <= chunk_size <= CHUNK_MAX_PLAINTEXT:
             raise InvalidInput(f"chunk size must be between {CHUNK_MIN_PLAINTEXT} and "
@@ -93,6 +95,8 @@ class UploadEncryptor:
             "chunk_size": chunk_size,
             "schema": [[name, kind] for name, kind in dataset.schema()],
         }
+        if rows_hint is not None:
+            self.header["rows_hint"] = rows_hint
         self.header_bytes = pack_document("upload_header", self.header)
         self.signature = keys.sign(UPLOAD_HEADER_LABEL, self.header_bytes)
         self._aead: AESGCM | None = AESGCM(data_key)

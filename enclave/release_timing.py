@@ -17,7 +17,10 @@ __all__ = ["BASE_S", "PER_CELL_S", "PER_ROW_S", "release_deadline", "wait_for_re
 
 BASE_S = 0.02  # fixed cost: policy checks, signing, sealing
 PER_CELL_S = 400e-6  # up to four exact draws per cell at ≥ 10k draws/s (discrete Gaussian, σ ≈ 1)
-PER_ROW_S = 1e-6  # join, bounding and aggregation: a few sorts over each uploaded row
+# Join, bounding and aggregation: a few sorts over each uploaded row. Measured 0.05-0.14 µs per
+# row on the benchmark machine (benchmarks/RESULTS.md); 0.2 µs keeps a margin without padding a
+# 1M-row query by seconds. An overrun waits for the next doubling of the deadline.
+PER_ROW_S = 2e-7
 
 
 def release_deadline(n_cells: int, n_rows: int = 0) -> float:

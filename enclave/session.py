@@ -224,7 +224,9 @@ class Session:
         self._next_stream += 1
         self._uploads[stream] = _Upload(
             opener=opener,
-            staging=ColumnarTable(dataset.schema(), max_rows=dataset.max_rows),
+            staging=ColumnarTable(dataset.schema(), max_rows=dataset.max_rows,
+                                  capacity_hint=max(0, min(opener.header.get("rows_hint", 0),
+                                                           dataset.max_rows))),
             dimension_sizes={d.name: len(d.values) for d in dataset.dimensions},
             replay_of=replay_of,
         )

@@ -125,6 +125,9 @@ DOCUMENTS: dict[str, dict[str, Field]] = {
         "hpke_enc": _f(bytes, max_len=1024),
         "chunk_size": _INT,
         "schema": _f(list, max_len=256),
+        # The party's row count estimate: lets the enclave size its columns once (no regrowth,
+        # no double peak memory). Not trusted for anything else; the host sees sizes anyway.
+        "rows_hint": _f(int, required=False),
     },
     "query_request": {
         "collaboration_id": _STR,

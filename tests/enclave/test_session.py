@@ -19,6 +19,7 @@ from protocol.errors import (
     ReplayDetected,
     StateError,
 )
+from protocol.wire import unpack_document
 from tests.conftest import ZeroNoise
 from tests.support.enclave_harness import EnclaveHarness, digests
 
@@ -308,3 +309,17 @@ def test_sealed_state_of_an_older_format_is_refused_clearly(policy_bytes: bytes)
     del state["audit_head"]  # as written before the audit log existed
     with pytest.raises(StateError, match="older"):
         EnclaveHarness(policy_bytes, ZeroNoise(), sealed=sealing.seal(state, b"k" * 32))
+
+
+@pytest.mark.parametrize("hint", [None, 10, 10**9])
+def test_a_rows_hint_only_sizes_the_columns(enclave: EnclaveHarness, parties, hint) -> None:
+    impressions, _ = _datasets()
+    rows = len(impressions["id"])
+    _, records = enclave.encrypt(parties["publisher"], "impressions", impressions,
+                                 rows_hint=rows if hint is None else hint)
+    assert unpack_document("upload_receipt", enclave.send_records(records)["receipt"])["rows"] == rows
+    table = enclave.session._require().tables["impressions"]
+    if hint is None:  # an exact hint: one allocation, no regrowth
+        assert table.capacity == rows
+    else:  # a wrong hint (too small, or absurd) changes nothing but the allocation pattern
+        assert table.rows == rows and table.capacity <= enclave.policy.dataset("impressions").max_rows

@@ -48,7 +48,8 @@ class EnclaveHarness:
     # -- uploads -----------------------------------------------------------------------------
 
     def encrypt(self, keys: PartyKeys, dataset: str, columns: Mapping[str, np.ndarray],
-                *, chunk_size: int = 4096) -> tuple[UploadEncryptor, list[bytes]]:
+                *, chunk_size: int = 4096, rows_hint: int | None = None,
+                ) -> tuple[UploadEncryptor, list[bytes]]:
         spec = self.policy.dataset(dataset)
         assert spec is not None
         schema = spec.schema()
@@ -56,7 +57,8 @@ class EnclaveHarness:
         step = rows_per_batch(schema, chunk_size)
         batches = [encode_batch({k: v[i:i + step] for k, v in columns.items()}, schema)
                    for i in range(0, n, step)]
-        encryptor = UploadEncryptor(keys, self.policy, spec, self.ready["enc_pub"], chunk_size=chunk_size)
+        encryptor = UploadEncryptor(keys, self.policy, spec, self.ready["enc_pub"], chunk_size=chunk_size,
+                                    rows_hint=rows_hint)
         return encryptor, list(encryptor.records(batches))
 
     def send_records(self, records: list[bytes]) -> dict[str, Any]:
