@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
 
-.PHONY: help demo test lint tcb-size bench bench-smoke clean
+.PHONY: help demo test lint tcb-size bench bench-smoke soak clean
 
 help:
 	@echo "make demo        two-party demo in simulation mode (creates $(VENV))"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint        ruff"
 	@echo "make tcb-size    line count of the trusted code (what the manifest measures)"
 	@echo "make bench       benchmarks vs DuckDB/Polars (BENCH_ROWS=1000000)"
+	@echo "make soak        concurrent parties + an enclave SIGKILL against a real host (SOAK_SECONDS=60)"
 	@echo "make gramine-check / gramine-direct / gramine-sgx / measurement: see README"
 
 # The venv is rebuilt whenever the pinned requirements or the project metadata change.
@@ -46,6 +47,10 @@ bench: $(VENV)/.stamp-bench
 
 bench-smoke: $(STAMP)
 	$(PYTHON) -m benchmarks.smoke
+
+SOAK_SECONDS ?= 60
+soak: $(STAMP)
+	$(PYTHON) -m benchmarks.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .venv-enclave demo-work .pytest_cache .ruff_cache build *.egg-info

@@ -13,8 +13,10 @@ Where the time goes, measured from outside the host:
 
 * CPU seconds of each process per phase (``/proc/<pid>/stat``): this client, the gunicorn
   worker (HTTP parsing, relay framing, digest, file write) and the enclave process;
-* the client's own work on the same file with no network (``client_offline``): read + parse +
-  normalise + hash (``open_table(...).blocks``), ``encode_batch``, encryption;
+* the client's own work on the same file with no network (``client_offline``): the row-count
+  estimate it signs into the header as ``rows_hint`` (``Table.rows_estimate``: one extra pass
+  over a CSV), read + parse + normalise + hash (``open_table(...).blocks``), ``encode_batch``,
+  encryption;
 * the upload's tail: from the client handing over its last record to the receipt arriving
   (the host's last relay, fsync + rename + index, the enclave's commit and receipt);
 * an fsync probe: writing and fsyncing a file of the upload's size in the host's state
@@ -43,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_policy import PARTIES, bench_policy, dimension_values, party_keys
-from benchmarks.datagen import DIMENSION_SIZES, Parties
+from benchmarks.datagen import Parties
 from cleanroom.client import Client, UploadProgress
 from cleanroom.upload_crypto import DEFAULT_CHUNK_SIZE
 from protocol.errors import EnclaveUnavailable
@@ -253,7 +255,9 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float
 
 def _client_offline(path: Path, policy: Any, dataset_name: str, enc_pub: bytes,
                     keys: Any) -> dict[str, float]:
-    """The client's upload work on ``path`` with no network: parse+hash, encode, encrypt."""
+    """The client's upload work on ``path`` with no network, step by step as ``Client.upload``
+    does it: the row-count estimate for ``rows_hint`` (a line count for CSV, metadata for
+    Parquet), parse+hash, encode, encrypt."""
     from cleanroom.batch import encode_batch, rows_per_batch
     from cleanroom.tables import open_table
     from cleanroom.upload_crypto import UploadEncryptor
@@ -263,6 +267,9 @@ def _client_offline(path: Path, policy: Any, dataset_name: str, enc_pub: bytes,
     parse = encode = 0.0
     batches = []
     with open_table(path, dataset) as table:
+        t0 = time.perf_counter()
+        rows_hint = table.rows_estimate()
+        estimate = time.perf_counter() - t0
         blocks = table.blocks(rows_per_batch(schema, DEFAULT_CHUNK_SIZE))
         while True:
             t0 = time.perf_counter()
@@ -274,26 +281,38 @@ def _client_offline(path: Path, policy: Any, dataset_name: str, enc_pub: bytes,
             batches.append(encode_batch(columns, schema))
             encode += time.perf_counter() - t1
     start = time.perf_counter()
-    encryptor = UploadEncryptor(keys, policy, dataset, enc_pub)
+    encryptor = UploadEncryptor(keys, policy, dataset, enc_pub, rows_hint=rows_hint)
     sent = sum(len(record) for record in encryptor.records(batches))
     encrypt = time.perf_counter() - start
-    return {"parse_hash_s": parse, "encode_s": encode, "encrypt_digest_s": encrypt,
-            "total_s": parse + encode + encrypt, "sent_bytes": sent}
+    return {"rows_estimate_s": estimate, "rows_hint": rows_hint, "parse_hash_s": parse,
+            "encode_s": encode, "encrypt_digest_s": encrypt,
+            "total_s": estimate + parse + encode + encrypt, "sent_bytes": sent}
 
 
-def _release_floor(rows: int) -> float | None:
-    """The enclave's deliberate minimum query duration for this shape, if it pads releases.
+def _release_floor(policy: Any, rows: int) -> dict[str, Any] | None:
+    """The enclave's deliberate minimum query duration for QUERY, if it pads releases.
 
     ``enclave/release_timing.py`` holds a result back until a deadline computed from public
-    numbers (cells released, rows uploaded), so query wall time is at least this, whatever
-    the work took.
+    numbers (the cells released, the rows uploaded), so query wall time is at least this,
+    whatever the work took. The cells are counted by the enclave's own planning
+    (``authorize`` + ``privacy_plan``): every released statistic counts, so
+    ``conversions_by_segment`` over 300 cohorts releases 900 cells (users, rows, sum).
     """
     try:
-        from enclave.release_timing import release_deadline
+        from enclave.analyses import privacy_plan
+        from enclave.policy import authorize
+        from enclave.release_timing import BASE_S, PER_CELL_S, PER_ROW_S, release_deadline
     except ImportError:
         return None
-    cells = DIMENSION_SIZES["campaign"] * DIMENSION_SIZES["age_band"]  # QUERY's group_by
-    return release_deadline(cells, 2 * rows)
+    requester, analysis, params = QUERY
+    plan = authorize(policy, {"collaboration_id": policy.collaboration_id,
+                              "policy_hash": policy.hash, "party": requester,
+                              "analysis": analysis, "params": params})
+    cells = privacy_plan(plan.analysis, policy.privacy, plan.metric_spec, plan.n_cohorts,
+                         private=plan.delta > 0).cells
+    n_rows = 2 * rows  # both joined datasets
+    return {"s": release_deadline(cells, n_rows), "cells": cells, "rows": n_rows,
+            "base_s": BASE_S, "cells_s": PER_CELL_S * cells, "rows_s": PER_ROW_S * n_rows}
 
 
 def _fsync_probe(directory: Path, nbytes: int) -> float:
@@ -372,7 +391,9 @@ def run_http(parties: Parties, *, fmt: str = "csv", work_dir: Path | None = None
             result = phase("query", lambda: client.query(enclaves[requester], keys[requester],
                                                          policy, analysis, params))
             report["query_cohorts_released"] = len(result.rows)
-            report["query_release_floor_s"] = _release_floor(rows)
+            floor = _release_floor(policy, rows)
+            report["query_release_floor_s"] = floor["s"] if floor else None
+            report["query_release_floor"] = floor
             report["phases"] = phases
             report["total_s"] = sum(p["s"] for p in phases.values())
             report["upload_both_s"] = sum(phases[f"upload_{p}"]["s"] for p in PARTIES)

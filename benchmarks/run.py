@@ -10,10 +10,12 @@ Everything runs in ONE process on the same seeded data (``benchmarks/datagen.py`
     match + cohort codes + bounding with bounds that cannot bind + per-user metric + aggregate;
     noise is timed separately, and bounding with binding bounds is reported as its own figure;
 (c) ingest through the real enclave code (``benchmarks/enclave_ingest.py``): the parties'
-    ``UploadEncryptor`` streams are made beforehand; timed is ``Session.upload_begin`` ->
-    ``upload_chunk`` per chunk -> ``upload_commit`` for both parties, in GB/s of plaintext
-    (median, and the first run on its own), also through ``enclave.dispatch.handle_frame`` with
-    real frames, and the session's unhinted staging table vs one sized exactly;
+    ``UploadEncryptor`` streams are made beforehand, their signed headers carrying ``rows_hint``
+    as ``Client.upload`` sends it (``--no-hint``: without it, as a party may); timed is
+    ``Session.upload_begin`` -> ``upload_chunk`` per chunk -> ``upload_commit`` for both
+    parties, in GB/s of plaintext (median, and the first run on its own), also through
+    ``enclave.dispatch.handle_frame`` with real frames, and the same uploads with and without
+    ``rows_hint`` side by side (time, tracemalloc peak, bytes held);
 (d) the full HTTP path (``benchmarks/http_path.py``) for ``--http-rows`` rows per party: a real
     host subprocess, attestation, both uploads from CSV (or Parquet) files, one query.
 
@@ -158,8 +160,8 @@ def _amd_avx512() -> bool:
     return "AuthenticAMD" in text and " avx512f" in text
 
 
-def _retune(argv: list[str]) -> None:
-    """Re-execute with the tuned environment unless already done or refused."""
+def retune(argv: list[str], module: str = "benchmarks.run") -> None:
+    """Re-execute ``python -m module *argv`` with the tuned environment unless done or refused."""
     if "--no-tune" in argv or os.environ.get("CLEANROOM_BENCH_TUNED") == "1":
         return
     env = {**os.environ, **TUNED_ENV, "CLEANROOM_BENCH_TUNED": "1"}
@@ -167,7 +169,7 @@ def _retune(argv: list[str]) -> None:
         env.update(AVX2_SORT_ENV)
     sys.stdout.flush()
     # The environment must be in place before NumPy and glibc initialise: hence a re-exec.
-    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run", *argv], env)  # noqa: S606
+    os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)  # noqa: S606
 
 
 # ----------------------------------------------------------------------------------------- core
@@ -330,10 +332,11 @@ def _same(core: compute.AggregateCounts, other: Result) -> bool:
 # ----------------------------------------------------------------------------------------- main
 
 
-def _measure_ingest(parties: Parties, repeat: int,
-                    hint: bool) -> tuple[dict[str, Any], tuple[ColumnarTable, ColumnarTable]]:
-    prepared = prepare({"impressions": parties.publisher, "conversions": parties.advertiser})
-    report, tables = measure_ingest(prepared, repeat, hint=hint)
+def _measure_ingest(parties: Parties, repeat: int, rows_hint: bool, hint_compare: bool,
+                    ) -> tuple[dict[str, Any], tuple[ColumnarTable, ColumnarTable]]:
+    prepared = prepare({"impressions": parties.publisher, "conversions": parties.advertiser},
+                       rows_hint=rows_hint, compare=hint_compare)
+    report, tables = measure_ingest(prepared, repeat, compare=hint_compare)
     del prepared  # the ciphertexts and frames: 2x the raw bytes nobody needs any more
     return report, (tables["impressions"], tables["conversions"])
 
@@ -363,9 +366,14 @@ def _measure_core(pub: ColumnarTable, adv: ColumnarTable, repeat: int,
 
 
 def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True, memory: bool = True,
-              hint: bool = True, http_rows: int = 0, http_format: str = "csv",
-              http_profile: Path | None = None, http_keep: bool = False) -> dict[str, Any]:
+              rows_hint: bool = True, hint_compare: bool = True, http_rows: int = 0,
+              http_format: str = "csv", http_profile: Path | None = None,
+              http_keep: bool = False) -> dict[str, Any]:
     """Run (a)-(d) on ``rows`` rows per party ((d) on ``http_rows``, skipped when 0).
+
+    ``rows_hint``: (c)'s uploads carry the row count as ``Client.upload`` sends it; without
+    it the session's staging tables grow by doubling. ``hint_compare``: also run (c) on the
+    same uploads with and without the hint. (d) always uses the real client, which sends it.
 
     :raise AssertionError: the core's aggregates differ from a baseline's (then (d) never runs).
     """
@@ -377,7 +385,7 @@ def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True, memory: boo
         "process_env": {k: os.environ[k] for k in (*TUNED_ENV, *AVX2_SORT_ENV)
                         if k in os.environ},
     }
-    ingest_report, (pub, adv) = _measure_ingest(parties, repeat, hint)
+    ingest_report, (pub, adv) = _measure_ingest(parties, repeat, rows_hint, hint_compare)
     report.update(ingest_report)
     core_report, core_result = _measure_core(pub, adv, repeat, memory)
     report.update(core_report)
@@ -385,7 +393,8 @@ def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True, memory: boo
     report["core_rows_per_s"] = 2 * rows / report["core_s"]
     if memory:
         report["peak_mem_vs_raw_bytes"] = report["peak_mem_bytes"] / parties.raw_bytes
-        # What the same would be if the staging tables were sized exactly (a row-count hint).
+        # The same with tables sized exactly: equal to the above when the uploads carried an
+        # exact rows_hint; lower without one (capacity doubled past the row count).
         exact = report["peak_mem_bytes"] - report["ingest_table_bytes_held"] + \
             report["ingest_table_bytes_exact"]
         report["peak_mem_vs_raw_bytes_exact_tables"] = exact / parties.raw_bytes
@@ -428,16 +437,19 @@ def _print_http(h: dict[str, Any]) -> None:
           f" + upload publisher {ph['upload_publisher']['s']:.2f} + upload advertiser "
           f"{ph['upload_advertiser']['s']:.2f} + query {ph['query']['s']:.2f}; host start-up "
           f"{h['host_startup_s']:.2f} s (not in total)")
-    if h.get("query_release_floor_s") is not None:
+    floor = h.get("query_release_floor")
+    if floor is not None:
         print(f"        query release floor (enclave/release_timing.py padding for this shape): "
-              f"{h['query_release_floor_s']:.2f} s")
+              f"{floor['s']:.2f} s = base {floor['base_s']:.2f} + {floor['cells']} cells "
+              f"{floor['cells_s']:.2f} + {floor['rows']:,} rows {floor['rows_s']:.2f}")
     for name in ("upload_publisher", "upload_advertiser", "query"):
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in ph[name]["cpu_s"].items())
         tail = ph[name].get("tail_after_last_record_s")
         print(f"        {name}: cpu s {cpu}" + (f"; tail after last record {tail:.3f} s"
                                                  if tail is not None else ""))
     for dataset, c in h["client_offline"].items():
-        print(f"        client alone, {dataset}: parse+normalise+hash {c['parse_hash_s']:.2f} s, "
+        print(f"        client alone, {dataset}: rows_hint estimate "
+              f"{c.get('rows_estimate_s', 0.0):.3f} s, parse+normalise+hash {c['parse_hash_s']:.2f} s, "
               f"encode {c['encode_s']:.3f} s, encrypt+digest {c['encrypt_digest_s']:.3f} s")
     print(f"        fsync probe ({h['stored_upload_bytes'] / 2e6:.0f} MB): "
           f"{h['fsync_probe_s']:.3f} s")
@@ -448,18 +460,18 @@ def _print_human(r: dict[str, Any]) -> None:
           f"  matched users {r['n_matched_users']:,}  ({r['machine']['cpu']}, "
           f"{r['machine']['cores']} cores, load {r['machine']['load_avg_at_start'][0]:.2f})")
     print(f"env: {r['process_env'] or 'untuned'}")
+    hinted = "with" if all(v is not None for v in r["ingest_rows_hint"].values()) else "WITHOUT"
     print(f"ingest  {r['ingest_s']:.3f} s  {r['ingest_GBps']:.2f} GB/s plaintext via Session "
-          f"upload_begin/chunk/commit (first run {r['ingest_first_run_GBps']:.2f} GB/s: page "
-          f"faults of fresh tables); with frames {r['ingest_frames_GBps']:.2f} GB/s "
-          f"(+{r['ingest_frame_overhead_s']:.3f} s)")
+          f"upload_begin/chunk/commit, {hinted} rows_hint (first run "
+          f"{r['ingest_first_run_GBps']:.2f} GB/s: page faults of fresh tables); with frames "
+          f"{r['ingest_frames_GBps']:.2f} GB/s (+{r['ingest_frame_overhead_s']:.3f} s)")
     if "ingest_hint" in r:
-        hint = r["ingest_hint"]
-        print(f"        staging table without / with an exact capacity hint: "
-              f"{hint['unhinted']['s']:.3f} / {hint['hinted']['s']:.3f} s, tracemalloc peak "
-              f"{hint['unhinted']['tracemalloc_peak_bytes'] / 1e6:.0f} / "
-              f"{hint['hinted']['tracemalloc_peak_bytes'] / 1e6:.0f} MB, held "
-              f"{hint['unhinted']['table_bytes_held'] / 1e6:.0f} / "
-              f"{hint['hinted']['table_bytes_held'] / 1e6:.0f} MB")
+        without, with_ = r["ingest_hint"]["without_hint"], r["ingest_hint"]["with_hint"]
+        print(f"        same uploads without / with rows_hint: {without['s']:.3f} / "
+              f"{with_['s']:.3f} s warm, tracemalloc peak "
+              f"{without['tracemalloc_peak_bytes'] / 1e6:.0f} / "
+              f"{with_['tracemalloc_peak_bytes'] / 1e6:.0f} MB, tables hold "
+              f"{without['table_bytes_held'] / 1e6:.0f} / {with_['table_bytes_held'] / 1e6:.0f} MB")
     stages = "  ".join(f"{k} {v:.3f}" for k, v in r["core_stages_s"].items())
     print(f"core    {r['core_s']:.3f} s  ({r['core_rows_per_s'] / 1e6:.1f} M rows/s; {stages}; "
           f"runs {', '.join(f'{t:.3f}' for t in r['core_runs'])})")
@@ -497,7 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baselines", action="store_true",
                         help="skip DuckDB and Polars; check against a NumPy reference instead")
     parser.add_argument("--no-hint", action="store_true",
-                        help="skip the unhinted-vs-hinted staging table comparison of (c)")
+                        help="(c)'s uploads carry no rows_hint (optional for a party): the whole "
+                             "run then measures the enclave without it")
+    parser.add_argument("--no-hint-compare", action="store_true",
+                        help="skip (c)'s side-by-side run of the same uploads with and without "
+                             "rows_hint")
     parser.add_argument("--http-rows", type=int, default=1_000_000, metavar="M",
                         help="rows per party for (d), the full HTTP path; 0 skips it "
                              "(default: %(default)s)")
@@ -512,10 +528,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rows < 1 or args.http_rows < 0:
         parser.error("--rows must be positive and --http-rows non-negative")
-    _retune(argv)
+    retune(argv)
     try:
         report = benchmark(args.rows, max(1, args.repeat), baselines=not args.no_baselines,
-                           hint=not args.no_hint, http_rows=args.http_rows,
+                           rows_hint=not args.no_hint, hint_compare=not args.no_hint_compare,
+                           http_rows=args.http_rows,
                            http_format=args.http_format, http_profile=args.http_profile,
                            http_keep=args.http_keep)
     except AssertionError as err:

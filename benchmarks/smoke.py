@@ -20,7 +20,7 @@ HTTP_ROWS = 20_000
 FACTOR = 10
 CORE_BUDGET_S = 0.5  # measured ~0.02-0.04 s on a 2-core CI-class machine
 INGEST_BUDGET_GBPS = 0.5  # measured 0.6-1.2 GB/s (median of 3) through Session.upload_chunk
-HTTP_BUDGET_S = 2.0  # measured ~0.8 s for 20k rows per party (0.2-0.4 s of it release padding)
+HTTP_BUDGET_S = 2.0  # measured ~0.6 s for 20k rows per party (0.39 s of it release padding)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the tiny full-HTTP-path run (it starts a host subprocess)")
     args = parser.parse_args(argv)
     try:
-        report = benchmark(ROWS, repeat=3, memory=False, hint=False,
+        report = benchmark(ROWS, repeat=3, memory=False, hint_compare=False,
                            http_rows=0 if args.no_http else HTTP_ROWS)
     except AssertionError as err:
         print(f"smoke FAILED: {err}")

@@ -9,8 +9,10 @@ sealed state — which is how a privacy budget would be silently reset. All thre
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -74,52 +76,79 @@ class HeadStore:
 
     def observe(self, collaboration_id: str, sig_pub: bytes, head: AuditHead,
                 entries_after: Callable[[int], list[bytes]] | None = None) -> None:
-        """Accept ``head`` if it does not go back; remember it if it is newer.
+        """Accept ``head`` if it is on the chain this party saw; remember it if it is newer.
 
-        A newer head is only accepted as a continuation of the remembered one: with
-        ``entries_after(seq)`` (the host's ``GET /v1/audit?after=seq``) the chain from the
-        remembered head to the new one is verified, so a host cannot restore old state and then
-        run it forward past the head a party saw.
+        With ``entries_after(seq)`` (the host's ``GET /v1/audit?after=seq``) a newer head must
+        continue the remembered one, so a host cannot restore old state and run it forward
+        past the head a party saw; an older head (a reply overtaken by a later one) must be an
+        ancestor of it. Without the log, an older head is refused outright. Safe for several
+        clients sharing one store: the read-check-write runs under a file lock.
 
-        :raise RollbackDetected: an older head, a fork, or another enclave key for this
-            collaboration.
+        :raise RollbackDetected: an older head off the chain, a fork, or another enclave key
+            for this collaboration.
         """
-        seen = self.load(collaboration_id)
-        if seen is not None:
-            seen_key, seen_head = seen
-            if seen_key != sig_pub:
-                raise RollbackDetected(
-                    "the enclave's signing key changed for this collaboration: its sealed state "
-                    "was replaced or lost (remove the head file only if all parties agree)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / f"{collaboration_id}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            seen = self.load(collaboration_id)
+            if seen is not None and not self._newer(collaboration_id, sig_pub, seen, head,
+                                                    entries_after):
+                return
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps({"sig_pub": sig_pub.hex(), "seq": head.seq,
+                                      "hash": head.hash.hex()}))
+            os.replace(tmp, self._path(collaboration_id))
+
+    @staticmethod
+    def _newer(collaboration_id: str, sig_pub: bytes, seen: tuple[bytes, AuditHead],
+               head: AuditHead, entries_after: Callable[[int], list[bytes]] | None) -> bool:
+        """Check ``head`` against the remembered one; True if it should replace it."""
+        seen_key, seen_head = seen
+        if seen_key != sig_pub:
+            raise RollbackDetected(
+                "the enclave's signing key changed for this collaboration: its sealed state "
+                "was replaced or lost (remove the head file only if all parties agree)")
+        if head == seen_head:
+            return False
+        if head.seq == seen_head.seq:
+            raise RollbackDetected(f"audit log forked at entry {head.seq}")
+        older, newer = (head, seen_head) if head.seq < seen_head.seq else (seen_head, head)
+        if entries_after is None:
             if head.seq < seen_head.seq:
                 raise RollbackDetected(
                     f"audit head went back from {seen_head.seq} to {head.seq}: the host restored "
                     "older enclave state")
-            if head.seq == seen_head.seq and head.hash != seen_head.hash:
-                raise RollbackDetected(f"audit log forked at entry {head.seq}")
-            if head.seq == seen_head.seq:
-                return
-            if entries_after is not None:
-                _check_continues(entries_after(seen_head.seq), sig_pub, collaboration_id,
-                                 seen_head, head)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self._path(collaboration_id).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"sig_pub": sig_pub.hex(), "seq": head.seq, "hash": head.hash.hex()}))
-        os.replace(tmp, self._path(collaboration_id))
+            return True
+        # Entries from the older head's own entry onwards: it must be on the chain to the newer.
+        _check_on_chain(entries_after(max(older.seq - 1, 0)), sig_pub, collaboration_id, older, newer)
+        return head is newer
 
 
-def _check_continues(entries: list[bytes], sig_pub: bytes, collaboration_id: str,
-                     seen: AuditHead, new: AuditHead) -> None:
+def _check_on_chain(entries: list[bytes], sig_pub: bytes, collaboration_id: str,
+                    older: AuditHead, newer: AuditHead) -> None:
+    """``older`` and ``newer`` are both heads of one signed, linked chain in ``entries``."""
+    hashes = {0: GENESIS}
     try:
-        _, bodies = verify_audit_log(entries, sig_pub, collaboration_id, start=seen)
-    except AuthenticationFailed as exc:
-        raise RollbackDetected(f"the audit log does not continue the head this party saw: "
-                               f"{exc.message}") from None
-    hashes = {seen.seq: seen.hash}
-    for raw, body in zip(entries, bodies, strict=True):
-        hashes[body["seq"]] = entry_hash(unpack_document("signed", raw)["body"])
-    if hashes.get(new.seq) != new.hash:
-        raise RollbackDetected(f"audit head {new.seq} is not on the chain this party saw")
+        key = Ed25519PublicKey.from_public_bytes(sig_pub)
+        previous: AuditHead | None = None
+        for raw in entries:
+            signed = unpack_document("signed", raw)
+            key.verify(signed["signature"], AUDIT_LABEL + signed["body"])
+            body = unpack_document("audit_entry", signed["body"])
+            if body["collaboration_id"] != collaboration_id:
+                raise AuthenticationFailed("entry of another collaboration")
+            if previous is not None and (body["seq"] != previous.seq + 1 or body["prev"] != previous.hash):
+                raise AuthenticationFailed(f"the chain breaks at entry {previous.seq + 1}")
+            previous = AuditHead(body["seq"], entry_hash(signed["body"]))
+            hashes[previous.seq] = previous.hash
+    except (InvalidSignature, AuthenticationFailed) as exc:
+        raise RollbackDetected(f"the audit log is not one chain from the head this party saw "
+                               f"({type(exc).__name__})") from None
+    if hashes.get(older.seq) != older.hash or hashes.get(newer.seq) != newer.hash:
+        raise RollbackDetected(
+            f"audit heads {older.seq} and {newer.seq} are not on one chain: the host restored "
+            "or forked the enclave's state")
 
 
 def default_head_store() -> HeadStore:

@@ -219,6 +219,11 @@ class Session:
         if upload_id in state.ingested or in_progress:
             raise ConflictError("this upload was already received")
         replay_of = next((e for e in state.manifest if e["upload_id"] == upload_id), None)
+        if body.get("replay") and replay_of is None:
+            # Stored by the host but never committed here (a crash between the host's rename
+            # and the commit): the party never got a receipt, so it must stay absent, not
+            # become an accepted upload nobody acknowledged.
+            raise StateError("the host replayed an upload this enclave never accepted")
         dataset = opener.dataset
         stream = self._next_stream
         self._next_stream += 1

@@ -134,8 +134,12 @@ class EnclaveUpload:
         self._open = True
 
     @classmethod
-    def begin(cls, call: Caller, header: bytes, signature: bytes) -> EnclaveUpload:
-        reply = call("upload_begin", {"header": header, "signature": signature})
+    def begin(cls, call: Caller, header: bytes, signature: bytes, *,
+              replay: bool = False) -> EnclaveUpload:
+        body: dict[str, Any] = {"header": header, "signature": signature}
+        if replay:
+            body["replay"] = True
+        reply = call("upload_begin", body)
         _expect(reply, "upload_started")
         # The host digests the same bytes it stores; the enclave's digest in upload_ready must
         # match, or the stored copy would not be the upload the receipt acknowledges.

@@ -373,7 +373,7 @@ def _replay_one(stored: Any, call: Caller, upload_id: bytes) -> None:
     records = _stored_records(iter_upload_records(stored, max_bytes=size))
     first = next(records)
     assert isinstance(first, UploadHeader)
-    upload = EnclaveUpload.begin(call, first.header, first.signature)
+    upload = EnclaveUpload.begin(call, first.header, first.signature, replay=True)
     try:
         if upload.upload_id != upload_id:
             raise StateError("stored upload is filed under another id")

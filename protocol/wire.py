@@ -83,7 +83,10 @@ MESSAGES: dict[str, dict[str, Field]] = {
         "report_data": _f(bytes, exact_len=64),
         "quote": _f(bytes, type(None), max_len=64 * 1024),
     },
-    "upload_begin": {"header": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
+    # replay: the host re-sends a stored upload after a restart; only uploads the enclave's
+    # sealed manifest lists may come back this way.
+    "upload_begin": {"header": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64),
+                     "replay": _f(bool, required=False)},
     "upload_started": {"stream": _INT, "upload_id": _f(bytes, exact_len=16)},
     "upload_chunk": {
         "stream": _INT,

@@ -85,3 +85,39 @@ def test_a_corrupt_head_file_is_a_clear_error(tmp_path) -> None:
     (tmp_path / f"{COLLAB}.json").write_text("{not json")
     with pytest.raises(Exception, match="not a valid audit head file"):
         HeadStore(tmp_path).load(COLLAB)
+
+
+def test_an_overtaken_reply_with_an_older_head_on_the_chain_is_fine(tmp_path) -> None:
+    store = HeadStore(tmp_path)
+    key, log, entries = _chain(3)
+    sig_pub = _pub(key)
+    older = verify_audit_log(entries[:2], sig_pub, COLLAB)[0]
+    store.observe(COLLAB, sig_pub, log.head)
+    store.observe(COLLAB, sig_pub, older, entries_after=lambda seq: entries[seq:])
+    assert store.load(COLLAB)[1] == log.head  # still the newest
+
+
+def test_concurrent_observers_sharing_a_store_never_corrupt_it(tmp_path) -> None:
+    import threading
+
+    key, log, entries = _chain(1)
+    sig_pub = _pub(key)
+    heads = [log.head]
+    for i in range(40):
+        entries.append(log.append("query_run", 5000 + i, {}))
+        heads.append(log.head)
+    store = HeadStore(tmp_path)
+    errors: list[BaseException] = []
+
+    def observe(head) -> None:
+        try:
+            store.observe(COLLAB, sig_pub, head, entries_after=lambda seq: entries[seq:])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=observe, args=(h,)) for h in heads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and store.load(COLLAB)[1] == heads[-1]

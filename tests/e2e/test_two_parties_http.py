@@ -13,34 +13,23 @@ import csv
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from attestation.verify import VerifierPolicy
-from cleanroom.client import Client
 from protocol.errors import InvalidInput, PolicyViolation
 from protocol.policy import parse_policy
 from protocol.upload import QUERY_LABEL
 from protocol.wire import pack_document
+from tests.support.deployment import HostDeployment, enclave_pids, http
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 ALLOW_SIMULATION = VerifierPolicy(allow_simulation=True)
 CAMPAIGNS = ["spring_sale", "summer_run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _write_csvs(tmp: Path) -> tuple[Path, Path, int]:
@@ -64,66 +53,18 @@ def _write_csvs(tmp: Path) -> tuple[Path, Path, int]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory, parties, policy_bytes) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("e2e")
-    policy_path = tmp / "policy.toml"
-    policy_path.write_bytes(policy_bytes)
-    state = tmp / "host-state"
-    port = _free_port()
-    log = (tmp / "host.log").open("wb")
-    host = subprocess.Popen(
-        [sys.executable, "-m", "host.cli", "serve", "--policy", str(policy_path),
-         "--state-dir", str(state), "--bind", f"127.0.0.1:{port}", "--threads", "4"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    client = Client(f"http://127.0.0.1:{port}", timeout=60)
+    host = HostDeployment(tmp, policy_bytes)
+    host.start()
     try:
-        _wait_until_healthy(client, host)
-        yield {"client": client, "policy": parse_policy(policy_bytes), "policy_bytes": policy_bytes,
-               "tmp": tmp, "state": state, "host": host, "url": f"http://127.0.0.1:{port}"}
+        yield {"client": host.client, "policy": parse_policy(policy_bytes), "policy_bytes": policy_bytes,
+               "tmp": tmp, "state": host.state, "host": host, "url": host.url}
     finally:
-        host.send_signal(signal.SIGTERM)
-        try:
-            host.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            host.kill()
-            host.wait()
-        log.close()
-
-
-def _wait_until_healthy(client: Client, host: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert host.poll() is None, "host exited during start-up"
-        try:
-            client.health()
-            return
-        except Exception:
-            time.sleep(0.2)
-    raise AssertionError("host did not become healthy")
+        host.stop()
 
 
 def _raw(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, json.loads(err.read())
-
-
-def _enclave_pids(state: Path) -> list[int]:
-    """Enclave children of this deployment, found by the state dir in their environment."""
-    marker = f"CLEANROOM_STATE_DIR={state.resolve()}".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                entries = (proc / "environ").read_bytes().split(b"\0")
-                if any(entry.startswith(marker) for entry in entries):
-                    pids.append(int(proc.name))
-            except OSError:
-                continue
-    return pids
+    reply = http(url, method, body)
+    return reply.status, reply.json()
 
 
 def test_two_parties_end_to_end(deployment, parties) -> None:
@@ -209,13 +150,13 @@ def test_enclave_death_is_reported_then_recovered_with_data(deployment, parties)
     client, policy, state = deployment["client"], deployment["policy"], deployment["state"]
     before = client.verify(deployment["policy_bytes"], ALLOW_SIMULATION)
     uploads_before = {u["upload_id"] for u in client.uploads()}
-    pids = _enclave_pids(state)
+    pids = enclave_pids(state)
     assert len(pids) == 1
     os.kill(pids[0], signal.SIGKILL)
 
     status, body = _raw(f"{deployment['url']}/v1/health")
     assert status == 503 and body["error"]["code"] == "enclave_unavailable"
-    _wait_until_healthy(client, deployment["host"])
+    deployment["host"].wait_until_healthy()
 
     after = client.verify(deployment["policy_bytes"], ALLOW_SIMULATION)
     assert after.sig_pub == before.sig_pub  # same sealed keys

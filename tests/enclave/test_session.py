@@ -323,3 +323,18 @@ def test_a_rows_hint_only_sizes_the_columns(enclave: EnclaveHarness, parties, hi
         assert table.capacity == rows
     else:  # a wrong hint (too small, or absurd) changes nothing but the allocation pattern
         assert table.rows == rows and table.capacity <= enclave.policy.dataset("impressions").max_rows
+
+
+def test_a_replay_of_an_upload_the_enclave_never_accepted_is_refused(enclave: EnclaveHarness,
+                                                                      parties) -> None:
+    """The host stored it, then crashed before the commit: the party has no receipt for it."""
+    import msgpack
+
+    from protocol.upload import RECORD_HEADER
+
+    impressions, _ = _datasets()
+    _, records = enclave.encrypt(parties["publisher"], "impressions", impressions)
+    head = msgpack.unpackb(records[0][RECORD_HEADER.size:], raw=False)
+    with pytest.raises(StateError, match="never accepted"):
+        enclave.call("upload_begin", {**head, "replay": True})
+    enclave.send_records(records)  # the party's own retry is accepted as a new upload

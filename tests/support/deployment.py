@@ -1,0 +1,218 @@
+"""A real deployment on loopback for tests: `python -m host.cli serve` (gunicorn) and its enclave.
+
+Nothing is faked: the host is the production CLI in a child process, and it starts the real
+`python -m enclave` in simulation mode as its own child. Tests reach it over HTTP only, find the
+enclave by the state directory in its environment (so they can SIGKILL it, as a crash or a
+hostile host would), and may stop and start the host on the same state directory to exercise the
+replay after a restart. Every wait has a timeout; ``stop`` always reaps the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from cleanroom.audit import HeadStore
+from cleanroom.client import Client
+
+__all__ = ["ROOT", "HostDeployment", "HttpReply", "enclave_pids", "free_port", "http"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def enclave_pids(state: Path) -> list[int]:
+    """Enclave children of one deployment, found by the state dir in their environment."""
+    marker = f"CLEANROOM_STATE_DIR={(state / 'enclave').resolve()}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                entries = (proc / "environ").read_bytes().split(b"\0")
+                if marker in entries and _alive(int(proc.name)):
+                    pids.append(int(proc.name))
+            except OSError:  # gone, or not ours to read
+                continue
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    # A zombie keeps its /proc entry (and environ) until reaped: it is not a running enclave.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+    @property
+    def code(self) -> str | None:
+        """The error code of an error body, else None."""
+        try:
+            body = self.json()
+        except ValueError:
+            return None
+        error = body.get("error") if isinstance(body, dict) else None
+        return error.get("code") if isinstance(error, dict) else None
+
+
+def http(url: str, method: str = "GET", body: bytes | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 30) -> HttpReply:
+    """One request; HTTP errors are returned, not raised. Transport errors propagate."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return HttpReply(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as err:
+        with err:
+            return HttpReply(err.code, dict(err.headers), err.read())
+
+
+class HostDeployment:
+    """One host (and so one enclave) serving ``policy_bytes`` from ``work/host-state``."""
+
+    def __init__(self, work: Path, policy_bytes: bytes, *, threads: int = 4,
+                 env: dict[str, str] | None = None) -> None:
+        self.work = work
+        self.policy_bytes = policy_bytes
+        self.policy_path = work / "policy.toml"
+        self.policy_path.write_bytes(policy_bytes)
+        self.state = work / "host-state"
+        self.log_path = work / "host.log"
+        self.threads = threads
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self._log: IO[bytes] | None = None
+        self.responses: list[bytes] = []  # every body seen by `request`, for leak checks
+
+    # lifecycle
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def client(self) -> Client:
+        # One audit-head store per deployment: each deployment is a new enclave for the same
+        # collaboration id, which a shared store would rightly refuse as a reset enclave.
+        return Client(self.url, timeout=60, head_store=HeadStore(self.work / "audit-heads"))
+
+    def start(self, timeout: float = 60) -> None:
+        if self.process is not None:
+            raise RuntimeError("already started")
+        # Same port across restarts, so a party's client (and its base URL) outlives the host.
+        self.port = self.port or free_port()
+        # Appended across restarts: the whole history is what leak checks read.
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "host.cli", "serve", "--policy", str(self.policy_path),
+             "--state-dir", str(self.state), "--bind", f"127.0.0.1:{self.port}",
+             "--threads", str(self.threads)],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
+        )
+        try:
+            self.wait_until_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM (gunicorn stops the enclave in order), SIGKILL if it hangs; always reaps."""
+        process, self.process = self.process, None
+        try:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=timeout)
+        finally:
+            # The enclave is in its own session: kill a survivor rather than leak it.
+            for pid in enclave_pids(self.state):
+                _kill_quietly(pid)
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def restart(self, timeout: float = 60) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def wait_until_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise AssertionError("host exited during start-up; see " + str(self.log_path))
+            try:
+                if http(self.url + "/v1/health", timeout=5).status == 200:
+                    return
+            except OSError:  # not listening yet
+                pass
+            time.sleep(0.1)
+        raise AssertionError("host did not become healthy in time")
+
+    # the enclave
+
+    def enclave_pid(self) -> int:
+        pids = enclave_pids(self.state)
+        if len(pids) != 1:
+            raise AssertionError(f"expected one enclave process, found {len(pids)}")
+        return pids[0]
+
+    def kill_enclave(self, timeout: float = 30) -> int:
+        """SIGKILL the enclave, wait until it is gone; returns its pid."""
+        pid = self.enclave_pid()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while pid in enclave_pids(self.state):
+            if time.monotonic() > deadline:
+                raise AssertionError("killed enclave did not go away")
+            time.sleep(0.05)
+        return pid
+
+    # HTTP
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 30) -> HttpReply:
+        reply = http(self.url + path, method, body, headers, timeout)
+        self.responses.append(reply.raw)
+        return reply
+
+    def log_text(self) -> str:
+        if self._log is not None:
+            self._log.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def _kill_quietly(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it exited on its own meanwhile
+        os.kill(pid, signal.SIGKILL)
