@@ -18,7 +18,7 @@ help:
 	@echo "make gramine-check / gramine-direct / gramine-sgx / measurement: see README"
 
 # The venv is rebuilt whenever the pinned requirements or the project metadata change.
-$(STAMP): requirements/enclave.txt requirements/dev.txt pyproject.toml
+$(STAMP): requirements/enclave.txt requirements/dev.txt requirements/dp-oracle.txt pyproject.toml
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "$(PYTHON_BIN) not found: install Python 3.11 (Debian: apt-get install python3 python3-venv)"; exit 1; }
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
