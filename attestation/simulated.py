@@ -37,21 +37,15 @@ from attestation.quote_layout import (
     body_field,
     field,
 )
+from attestation.verifier_policy import TCB_STATUSES as ACCEPTABLE_TCB_STATUSES
 
 __all__ = ["SIM_MR_ENCLAVE", "SIM_MR_SIGNER", "TCB_STATUSES", "SimulationPki"]
 
 SIM_MR_ENCLAVE = hashlib.sha256(b"cleanroom/simulation/mrenclave/v1").digest()
 SIM_MR_SIGNER = hashlib.sha256(b"cleanroom/simulation/mrsigner/v1").digest()
 
-TCB_STATUSES = (
-    "UpToDate",
-    "SWHardeningNeeded",
-    "ConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate",
-    "OutOfDateConfigurationNeeded",
-    "Revoked",
-)
+# The statuses a verifier may accept, plus "Revoked", which tests need a PKI to be able to issue.
+TCB_STATUSES = (*ACCEPTABLE_TCB_STATUSES, "Revoked")
 
 # The simulated platform. Values are arbitrary but self-consistent: the PCK certificate, the
 # TCB info level and the quote header must agree for dcap-qvl to pick a TCB level.

@@ -50,3 +50,8 @@ class Output:
     cohorts_total: int
     suppressed: int
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def bounded_keys_per_unit(privacy: Privacy, n_cohorts: int) -> int:
+    """A unit holds at most L0 cohorts of a query, and never more cohorts than exist."""
+    return min(privacy.max_cohorts_per_user, n_cohorts)

@@ -22,15 +22,14 @@ import numpy as np
 
 from enclave import compute
 from enclave.accounting import Statistic
-from enclave.analysis_base import Job, Output
+from enclave.analysis_base import Job, Output, bounded_keys_per_unit
 from enclave.cohorts import Selection, cohort_labels, fixed_point_text, row_cohorts
 from protocol.policy import Analysis, Metric, Privacy
 
 __all__ = ["keys_per_unit", "run", "statistics"]
 
 
-def keys_per_unit(privacy: Privacy, n_cohorts: int) -> int:
-    return min(privacy.max_cohorts_per_user, n_cohorts)
+keys_per_unit = bounded_keys_per_unit
 
 
 def statistics(analysis: Analysis, privacy: Privacy, metric: Metric | None,
