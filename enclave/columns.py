@@ -187,3 +187,13 @@ class ColumnarTable:
         if not 0 <= rows <= self._rows:
             raise InvalidInput("cannot truncate beyond the filled rows")
         self._rows = rows
+
+    def shrink_to_fit(self) -> None:
+        """Give back capacity far beyond the filled rows (an over-stated row hint, say).
+
+        Kept tables live for the whole collaboration, so a hint of max_rows for a small upload
+        must not reserve max_rows of enclave memory until the end. Costs one copy of the rows,
+        only when more than half of the capacity is unused.
+        """
+        if self.capacity > 2 * self._rows:
+            self._allocate(self._rows)

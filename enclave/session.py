@@ -277,6 +277,7 @@ class Session:
             raise ProtocolError("the upload has not received its last chunk")
         del self._uploads[body["stream"]]
         dataset = upload.opener.dataset
+        upload.staging.shrink_to_fit()
         self._append(state, dataset, upload.staging)
         entry = upload.replay_of
         replayed = entry is not None
