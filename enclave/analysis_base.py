@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from enclave import compute
+from enclave.cohorts import row_cohorts
 from enclave.columns import ColumnarTable
 from enclave.policy import QueryPlan
 from protocol.policy import Policy, Privacy
 
-__all__ = ["Job", "Output"]
+__all__ = ["BoundedRows", "Job", "Output", "bounded_keys_per_unit"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,32 @@ class Job:
         left_name, right_name = self.policy.join
         match = compute.match_users(self.tables[left_name].ids, self.tables[right_name].ids)
         return match, {left_name: match.left_user, right_name: match.right_user}
+
+    def bounded_rows(self, dataset: str) -> BoundedRows:
+        """Matched rows of ``dataset`` with their cohorts, bounded to L0 cohorts and Linf rows
+        per unit and cohort (the keep-mask), ready for the analyses that count them."""
+        match, row_user_of = self.match()
+        row_user = row_user_of[dataset]
+        matched = row_user >= 0
+        cohorts, n_cohorts = row_cohorts(self.policy, self.tables[dataset], self.plan.group_by, matched)
+        users = row_user[matched]
+        keep = compute.bound_contributions(
+            users, cohorts, match.n_matched,
+            max_cohorts_per_user=self.privacy.max_cohorts_per_user,
+            max_rows_per_user_per_cohort=self.privacy.max_rows_per_user,
+            random_bytes=self.random_bytes, n_cohorts=n_cohorts,
+        )
+        return BoundedRows(match, row_user_of, users, cohorts, n_cohorts, keep)
+
+
+@dataclass(frozen=True)
+class BoundedRows:
+    match: compute.UserMatch
+    row_user_of: dict[str, np.ndarray]  # per joined dataset: row -> matched unit code or -1
+    users: np.ndarray  # unit of each matched row of the dataset
+    cohorts: np.ndarray  # cohort code of each matched row
+    n_cohorts: int
+    keep: np.ndarray  # rows kept by contribution bounding
 
 
 @dataclass

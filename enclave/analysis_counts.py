@@ -23,7 +23,7 @@ import numpy as np
 from enclave import compute
 from enclave.accounting import Statistic
 from enclave.analysis_base import Job, Output, bounded_keys_per_unit
-from enclave.cohorts import Selection, cohort_labels, fixed_point_text, row_cohorts
+from enclave.cohorts import Selection, cohort_labels, fixed_point_text
 from protocol.policy import Analysis, Metric, Privacy
 
 __all__ = ["keys_per_unit", "run", "statistics"]
@@ -52,20 +52,11 @@ class _Counts:
 
 def _true_counts(job: Job) -> _Counts:
     plan, privacy = job.plan, job.privacy
-    match, row_user_of = job.match()
     if not plan.group_by:  # one cohort: everyone matched
+        match, _ = job.match()
         return _Counts(np.array([match.n_matched], dtype=np.int64), None, None)
-    group_dataset = plan.group_by[0].dataset
-    row_user = row_user_of[group_dataset]
-    matched = row_user >= 0
-    row_cohort, n_cohorts = row_cohorts(job.policy, job.tables[group_dataset], plan.group_by, matched)
-    users_of_rows = row_user[matched]
-    keep = compute.bound_contributions(
-        users_of_rows, row_cohort, match.n_matched,
-        max_cohorts_per_user=privacy.max_cohorts_per_user,
-        max_rows_per_user_per_cohort=privacy.max_rows_per_user,
-        random_bytes=job.random_bytes, n_cohorts=n_cohorts,
-    )
+    rows = job.bounded_rows(plan.group_by[0].dataset)
+    match, row_user_of = rows.match, rows.row_user_of
     user_metric = None
     if plan.metric is not None and plan.metric_spec is not None:
         metric_user = row_user_of[plan.metric.dataset]
@@ -76,7 +67,7 @@ def _true_counts(job: Job) -> _Counts:
             lo=plan.metric_spec.min, hi=plan.metric_spec.max,
             max_rows_per_user=privacy.max_rows_per_user, random_bytes=job.random_bytes,
         )
-    result = compute.aggregate(users_of_rows, row_cohort, n_cohorts, user_metric, keep)
+    result = compute.aggregate(rows.users, rows.cohorts, rows.n_cohorts, user_metric, rows.keep)
     return _Counts(result.users, result.rows, result.metric_sum)
 
 

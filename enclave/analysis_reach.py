@@ -19,7 +19,7 @@ from typing import Any
 from enclave import compute
 from enclave.accounting import Statistic
 from enclave.analysis_base import Job, Output, bounded_keys_per_unit
-from enclave.cohorts import Selection, cohort_labels, row_cohorts
+from enclave.cohorts import Selection, cohort_labels
 from protocol.policy import Analysis, Metric, Privacy
 
 __all__ = ["keys_per_unit", "run", "statistics"]
@@ -36,21 +36,12 @@ def statistics(analysis: Analysis, privacy: Privacy, metric: Metric | None,
 
 
 def run(job: Job, noisy: dict[str, list[int]], selection: Selection) -> Output:
-    plan, privacy = job.plan, job.privacy
+    plan = job.plan
     events, f = plan.analysis.events, plan.analysis.max_frequency
     assert events is not None and f is not None
-    match, row_user_of = job.match()
-    row_user = row_user_of[events]
-    matched = row_user >= 0
-    row_cohort, n_cohorts = row_cohorts(job.policy, job.tables[events], plan.group_by, matched)
-    users_of_rows = row_user[matched]
-    keep = compute.bound_contributions(
-        users_of_rows, row_cohort, match.n_matched,
-        max_cohorts_per_user=privacy.max_cohorts_per_user,
-        max_rows_per_user_per_cohort=privacy.max_rows_per_user,
-        random_bytes=job.random_bytes, n_cohorts=n_cohorts,
-    )
-    histogram = compute.frequency_histogram(users_of_rows[keep], row_cohort[keep], n_cohorts, f)
+    rows = job.bounded_rows(events)
+    histogram = compute.frequency_histogram(rows.users[rows.keep], rows.cohorts[rows.keep],
+                                            rows.n_cohorts, f)
     reach = histogram.sum(axis=1)
 
     labels = cohort_labels(job.policy, plan.group_by)
