@@ -13,13 +13,13 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
 
+from attestation.report_data import REPORT_DATA_SIZE
 from protocol.errors import AttestationError
 
 __all__ = ["DEFAULT_DEV_DIR", "Mode", "QuoteProvider"]
 
 Mode = Literal["sgx", "gramine-direct", "simulation"]
 DEFAULT_DEV_DIR = "/dev/attestation"
-_REPORT_DATA_SIZE = 64
 
 
 class QuoteProvider:
@@ -65,7 +65,7 @@ class QuoteProvider:
         :raise ValueError: ``report_data`` is not 64 bytes.
         :raise AttestationError: Gramine refused to produce a quote.
         """
-        if not isinstance(report_data, bytes) or len(report_data) != _REPORT_DATA_SIZE:
+        if not isinstance(report_data, bytes) or len(report_data) != REPORT_DATA_SIZE:
             raise ValueError("report_data must be 64 bytes")
         if self._mode != "sgx":
             return None

@@ -98,17 +98,6 @@ def _median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float]
     return statistics.median(times), times, out
 
 
-def _rss_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def _resident_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -130,8 +130,11 @@ def _cmd_verify_quote(args: argparse.Namespace) -> int:
                 raise _UsageError("--report-data must be hex") from None
             if len(expected) != 64:
                 raise _UsageError("--report-data must be 64 bytes (128 hex digits)")
-    except (_UsageError, PolicyInvalid) as exc:
+    except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PolicyInvalid as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     if policy.allow_simulation:
         print("WARNING: --insecure-allow-simulation: simulated quotes prove nothing", file=sys.stderr)
@@ -142,7 +145,7 @@ def _cmd_verify_quote(args: argparse.Namespace) -> int:
         print(f"error: cannot read collateral file {args.collateral}", file=sys.stderr)
         return EXIT_USAGE
     except AttestationError as exc:  # the PCCS had none: no verdict on the quote, but no pass
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return EXIT_REFUSED
     assert collateral is not None  # add_collateral_arguments(required=True)
     try:

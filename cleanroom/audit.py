@@ -21,11 +21,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protocol.audit import GENESIS, AuditHead, entry_hash
-from protocol.errors import AuthenticationFailed, RollbackDetected, StateError
+from protocol.errors import AuthenticationFailed, ProtocolError, RollbackDetected, StateError
 from protocol.upload import AUDIT_LABEL
 from protocol.wire import unpack_document
 
-__all__ = ["AuditHead", "HeadStore", "default_head_store", "verify_audit_log"]
+__all__ = ["AuditHead", "HeadStore", "check_on_chain", "default_head_store", "verify_audit_log"]
 
 def verify_audit_log(entries: Iterable[bytes], sig_pub: bytes, collaboration_id: str,
                      start: AuditHead | None = None) -> tuple[AuditHead, list[dict[str, Any]]]:
@@ -121,11 +121,11 @@ class HeadStore:
                     "older enclave state")
             return True
         # Entries from the older head's own entry onwards: it must be on the chain to the newer.
-        _check_on_chain(entries_after(max(older.seq - 1, 0)), sig_pub, collaboration_id, older, newer)
+        check_on_chain(entries_after(max(older.seq - 1, 0)), sig_pub, collaboration_id, older, newer)
         return head is newer
 
 
-def _check_on_chain(entries: list[bytes], sig_pub: bytes, collaboration_id: str,
+def check_on_chain(entries: list[bytes], sig_pub: bytes, collaboration_id: str,
                     older: AuditHead, newer: AuditHead) -> None:
     """``older`` and ``newer`` are both heads of one signed, linked chain in ``entries``."""
     hashes = {0: GENESIS}
@@ -142,7 +142,7 @@ def _check_on_chain(entries: list[bytes], sig_pub: bytes, collaboration_id: str,
                 raise AuthenticationFailed(f"the chain breaks at entry {previous.seq + 1}")
             previous = AuditHead(body["seq"], entry_hash(signed["body"]))
             hashes[previous.seq] = previous.hash
-    except (InvalidSignature, AuthenticationFailed) as exc:
+    except (InvalidSignature, AuthenticationFailed, ProtocolError) as exc:
         raise RollbackDetected(f"the audit log is not one chain from the head this party saw "
                                f"({type(exc).__name__})") from None
     if hashes.get(older.seq) != older.hash or hashes.get(newer.seq) != newer.hash:

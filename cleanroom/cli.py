@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cleanroom.audit import verify_audit_log
+from cleanroom.audit import check_on_chain, default_head_store, verify_audit_log
 from cleanroom.client import Client, UploadProgress, own_collateral
 from cleanroom.collateral_source import add_collateral_arguments, collateral_from_args
 from cleanroom.keys import PartyKeys, bind_keys_into_policy, load_public
@@ -27,6 +27,7 @@ from protocol.errors import (
     CollateralExpired,
     InvalidInput,
     ProtocolError,
+    RollbackDetected,
 )
 from protocol.policy import parse_policy
 
@@ -270,13 +271,15 @@ def _cmd_uploads(args: argparse.Namespace) -> int:
 def _cmd_query(args: argparse.Namespace) -> int:
     raw, policy = _read_policy(args.policy)
     keys = PartyKeys.load(args.keys)
-    client = Client(args.host)
-    enclave = _verified(args, client, raw)
     params: dict[str, Any] = {"group_by": list(args.group_by)}
     if args.metric is not None:
         params["metric"] = args.metric
     if args.cohort:
+        if args.group_by or args.metric is not None:
+            raise _Usage("--cohort (cohort_activation) cannot be combined with --group-by or --metric")
         params = {"cohort": dict(_cohort_pair(text) for text in args.cohort)}
+    client = Client(args.host)
+    enclave = _verified(args, client, raw)
     result = client.query(enclave, keys, policy, args.analysis, params)
     _print_result(result, args.json)
     if args.save is not None:
@@ -334,11 +337,27 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     enclave = verify_bundle(bundle, agreed_policy=raw, now=now, policy=verifier,
                             collateral=own_collateral(bundle, _collateral_for(args)))
     head, bodies = verify_audit_log(entries, enclave.sig_pub, policy.collaboration_id)
+    # The log alone cannot show that entries were cut off its end: the head this party has
+    # seen in its own receipts and results can.
+    seen = default_head_store().load(policy.collaboration_id)
+    if seen is not None:
+        seen_key, seen_head = seen
+        if seen_key != enclave.sig_pub:
+            raise RollbackDetected("this log is from another enclave than the one this party used")
+        if seen_head.seq > head.seq:
+            raise RollbackDetected(f"the log ends at entry {head.seq} but this party has seen entry "
+                                   f"{seen_head.seq}: entries were cut off")
+        check_on_chain(entries, enclave.sig_pub, policy.collaboration_id, seen_head, head)
     for body in bodies:
         details = ", ".join(f"{k}={_short(v)}" for k, v in body["details"].items())
         print(f"{body['seq']:>6}  {body['at']}  {body['kind']:16}  {details}")
     print(f"audit log verified: {head.seq} entries, every one signed by the attested enclave and "
           f"linked to the previous; head {head.hash.hex()}")
+    if seen is None:
+        print("note: this party has no remembered audit head for the collaboration, so a log cut "
+              "short at its end could not be detected")
+    else:
+        print(f"it contains the head this party last saw (entry {seen[1].seq})")
     return EXIT_OK
 
 
@@ -421,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_keygen)
 
     group = _command(commands, "policy", "Work with collaboration policy files",
-                     "Subcommands: hash, bind-keys.")
+                     "Subcommands: hash, bind-keys, lint.")
     policy_commands = group.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
     p = _command(policy_commands, "hash", "Print the SHA-256 of a policy file",
                  "This is the hash every enclave quote must bind; compare it with the other "

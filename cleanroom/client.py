@@ -119,7 +119,11 @@ class Client:
 
     def __init__(self, base_url: str, *, timeout: float = 120.0,
                  head_store: HeadStore | None = None) -> None:
-        parsed = urllib.parse.urlsplit(base_url)
+        try:
+            parsed = urllib.parse.urlsplit(base_url)
+            parsed.port  # noqa: B018 - validates the port now rather than at the first request
+        except ValueError:
+            raise InvalidInput("host URL must look like http://HOST:PORT or https://HOST:PORT") from None
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise InvalidInput("host URL must look like http://HOST:PORT or https://HOST:PORT")
         self.base_url = base_url.rstrip("/")
@@ -366,7 +370,9 @@ class Client:
         """Fetch a past query's result sealed to ``keys`` and verify it."""
         _check_pinned(enclave, policy)
         sealed = self._sealed_for(self.results(query_id), query_id, keys.party_id)
-        return open_result(sealed, keys, enclave.sig_pub, policy, query_id)
+        result = open_result(sealed, keys, enclave.sig_pub, policy, query_id)
+        self._observe(policy, enclave.sig_pub, result.body["audit_head"])
+        return result
 
     @staticmethod
     def _sealed_for(response: Any, query_id: bytes, party: str) -> bytes:

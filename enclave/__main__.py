@@ -94,7 +94,7 @@ def _serve(sock: socket.socket, session: Session) -> None:
             else:
                 reply = handle_frame(session, _read_exact(reader, length))
             sock.sendall(encode_frame(reply))
-    except EOFError:
+    except (EOFError, ConnectionError):  # the host hung up: nothing to answer, no traceback
         return
     finally:
         reader.close()

@@ -154,7 +154,7 @@ class Session:
             policy=policy,
             keys=keys,
             ledger=BudgetLedger(policy.privacy.budget, BudgetLedger.spent_from_sealed(saved["ledger"])),
-            replay=ReplayGuard(seen=saved["seen"]),
+            replay=ReplayGuard.from_sealed(saved["seen"]),
             manifest=list(saved["manifest"]),
             audit=AuditLog(policy.collaboration_id, keys.sign, AuditHead(head["seq"], head["hash"])),
             unpublished=list(saved["unpublished"]),

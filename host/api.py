@@ -128,14 +128,17 @@ def _relay_upload(services: Services) -> dict[str, Any]:
             with services.uploads.commit_lock:
                 services.uploads.commit(writer, upload.upload_id)
                 try:
-                    receipt = _publishing(services, upload.commit)
+                    receipt = upload.commit()
                 except EnclaveUnavailable:
                     # Whether the enclave sealed it is unknown: keep the file, and let the
                     # replay after the restart settle it (re-ingested or quarantined).
                     raise
                 except CleanroomError:
-                    services.uploads.remove(upload.upload_id)
+                    services.uploads.remove(upload.upload_id)  # the enclave refused it: never ours
+                    _flush_audit(services)
                     raise
+                # Committed: from here on the stored file must stay, whatever else fails.
+                services.audit.append(receipt.body["audit"])
         except BaseException:
             upload.abort_quietly()
             raise
@@ -205,14 +208,18 @@ def _publishing(services: Services, call: Callable[[], Any]) -> Any:
     except EnclaveUnavailable:
         raise  # the enclave republishes unconfirmed entries with its next reply after restart
     except CleanroomError:
-        try:
-            flushed = services.supervisor.handle().call("audit_flush", {}, expect="audit_entries")
-            services.audit.append(flushed.body["audit"])
-        except CleanroomError:
-            log.warning("could not fetch audit entries after a failed request")
+        _flush_audit(services)
         raise
     services.audit.append(reply.body["audit"])
     return reply
+
+
+def _flush_audit(services: Services) -> None:
+    try:
+        flushed = services.supervisor.handle().call("audit_flush", {}, expect="audit_entries")
+        services.audit.append(flushed.body["audit"])
+    except CleanroomError:
+        log.warning("could not fetch audit entries after a failed request")
 
 
 # audit log and deletion

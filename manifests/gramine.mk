@@ -36,7 +36,7 @@ SGX_SIGNING_KEY ?=
 # A fixed SIGSTRUCT date makes the .sig reproducible (the date is not part of MRENCLAVE).
 SGX_SIGN_DATE ?= 0000-00-00
 
-# SGX start-up hashes ~100 MiB of trusted files and adds every enclave page: allow minutes.
+# SGX start-up hashes ~170 MiB of trusted files and adds every enclave page: allow minutes.
 GRAMINE_STARTUP_TIMEOUT ?= 600
 
 GRAMINE_DOCS := https://gramine.readthedocs.io/en/stable/installation.html
@@ -107,7 +107,7 @@ $(ENCLAVE_VENV)/.stamp: requirements/enclave.txt | $(VENV)/.stamp
 
 # The project's byte-code is checked-hash: CPython verifies it against the (also trusted) source
 # on every import, instead of trusting an mtime the host controls. -f rewrites stale files.
-enclave-pyc:
+enclave-pyc: | $(VENV)/.stamp
 	$(if $(wildcard $(ENCLAVE_PYTHON)),$(ENCLAVE_PYTHON),$(PYTHON)) -m compileall -q -f \
 		--invalidation-mode checked-hash enclave protocol attestation
 

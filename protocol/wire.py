@@ -278,6 +278,9 @@ def _depth(obj: Any, limit: int) -> None:
         if depth > limit:
             raise ProtocolError("message is nested too deeply")
         if isinstance(item, dict):
+            # strict_map_key still lets bytes keys through; only text names a field.
+            if not all(isinstance(k, str) for k in item):
+                raise ProtocolError("message has a map key that is not a string")
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)

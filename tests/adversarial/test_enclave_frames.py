@@ -166,6 +166,9 @@ _BOMBS: dict[str, tuple[bytes, str]] = {
     "ext type": (msgpack.packb(msgpack.ExtType(1, b"x" * 64)), "bad_message"),
     "timestamp ext": (b"\xd6\xff\x00\x00\x00\x00", "bad_message"),
     "integer map key": (msgpack.packb({1: 2}), "bad_message"),
+    "bytes and text keys mixed in a body": (
+        msgpack.packb({"v": 1, "type": "health", "body": {b"raw": 1, "text": 2}}, use_bin_type=True),
+        "bad_message"),
     "trailing bytes": (_envelope("health", {}) + b"\xc0", "bad_message"),
     "not an envelope": (msgpack.packb([1, "health", {}]), "bad_message"),
     "unknown version": (_envelope("health", {}, v=2), "bad_version"),

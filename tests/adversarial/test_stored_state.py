@@ -54,11 +54,14 @@ def test_truncated_ciphertext_is_quarantined_and_queries_are_refused(
     assert listing[impressions.upload_id.hex()]["present"] is False
 
     enclave = verify(host)
+    audit_before = host.request("GET", "/v1/audit").json()["entries"]
     with pytest.raises(CleanroomError) as refused:
         host.client.query(enclave, parties["advertiser"], policy, "overlap", {"group_by": []})
     assert refused.value.code == "state_invalid"
     assert "replayed" in refused.value.message  # names the cause: uploads not replayed
-    # The budget was not charged for a refused query: the refusal comes before the ledger.
+    # The budget was not charged for a refused query: the refusal comes before the ledger, so
+    # the enclave recorded nothing (no query_run, no budget_charged).
+    assert host.request("GET", "/v1/audit").json()["entries"] == audit_before
     assert_no_leak(host, marked)
     assert_still_serving(host)
 
@@ -88,7 +91,7 @@ def test_rolled_back_sealed_state_is_detected(
     spent = [client.query(enclave, parties["advertiser"], policy, "overlap", {"group_by": []})
              for _ in range(2)]
     remaining_before = spent[-1].privacy["budget_remaining"]
-    client.upload(enclave, parties["advertiser"], policy, "conversions", marked.conversions())
+    late = client.upload(enclave, parties["advertiser"], policy, "conversions", marked.conversions())
 
     host.stop()
     sealed.write_bytes(snapshot)
@@ -102,8 +105,11 @@ def test_rolled_back_sealed_state_is_detected(
     else:
         detected = None
         remaining_after = after.privacy["budget_remaining"]
-    assert detected in {"rollback_detected", "state_invalid"}, (
+    assert detected == "rollback_detected", (
         f"rolled-back state served: budget remaining went from {remaining_before} "
         f"back up to {remaining_after}")
+    # The upload acknowledged after the snapshot is not in the stale manifest: its replay was
+    # refused and the host set it aside, rather than the enclave re-accepting it unnoticed.
+    assert (host.state / "uploads" / "quarantine" / f"{late.upload_id.hex()}.upload").exists()
     assert_no_leak(host, marked)
     assert_still_serving(host)

@@ -158,7 +158,7 @@ def test_usage_errors_exit_2(capsys, sim_files, extra):
     quote, col, _ = sim_files
     code, _, err = run(capsys, [quote, "--collateral", col, "--now", NOW, *extra])
     assert code == 2
-    assert err.startswith("error: ")
+    assert err.startswith("error")
 
 
 def test_unknown_policy_key_is_a_usage_error(capsys, sim_files, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from cleanroom.audit import HeadStore, verify_audit_log
+from cleanroom.audit import AuditHead, HeadStore, verify_audit_log
 from enclave.audit import AuditLog
 from protocol.errors import AuthenticationFailed, RollbackDetected
 
@@ -62,6 +62,8 @@ def test_head_store_accepts_progress_and_refuses_regression_fork_and_key_change(
     old = verify_audit_log(entries, sig_pub, COLLAB)[0]
     with pytest.raises(RollbackDetected, match="went back"):
         store.observe(COLLAB, sig_pub, old)
+    with pytest.raises(RollbackDetected, match="forked at entry 5"):
+        store.observe(COLLAB, sig_pub, AuditHead(5, bytes(32)))
     with pytest.raises(RollbackDetected, match="signing key changed"):
         store.observe(COLLAB, _pub(Ed25519PrivateKey.generate()), log.head)
 

@@ -161,3 +161,19 @@ def test_check_a_saved_result_offline(tmp_path, policy, policy_bytes, enclave, m
     assert "result signature: ok" in out and "4,321" in out and "simulated: true" in out
     assert main([*argv, "--insecure-allow-simulation", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["result"]["rows"] == [[4321]]
+
+
+def test_malformed_host_url_is_a_clean_error(example_policy, capsys):
+    code = main(["verify", "--host", "http://[::1", "--policy", str(example_policy),
+                 "--insecure-allow-simulation"])
+    err = capsys.readouterr().err
+    assert code == 1 and "error [invalid_input]" in err and "Traceback" not in err
+
+
+def test_cohort_cannot_be_combined_with_group_by(example_policy, tmp_path, capsys):
+    keys = PartyKeys.generate("advertiser")
+    key_file, _ = keys.save(tmp_path)
+    code = main(["query", "--host", "http://127.0.0.1:9", "--policy", str(example_policy),
+                 "--keys", str(key_file), "activate_converters", "--insecure-allow-simulation",
+                 "--cohort", "impressions.campaign=spring_sale", "--group-by", "impressions.region"])
+    assert code == 2 and "--cohort" in capsys.readouterr().err

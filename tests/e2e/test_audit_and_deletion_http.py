@@ -37,7 +37,8 @@ def host(tmp_path_factory: pytest.TempPathFactory, policy_bytes: bytes) -> Itera
         deployment.stop()
 
 
-def test_delete_then_audit_download_and_verify_offline(host, parties, tmp_path, capsys) -> None:
+def test_delete_then_audit_download_and_verify_offline(host, parties, tmp_path, capsys,
+                                                       monkeypatch) -> None:
     policy = parse_policy(host.policy_bytes)
     client = host.client
     enclave = client.verify(host.policy_bytes, ALLOW_SIMULATION)
@@ -58,7 +59,11 @@ def test_delete_then_audit_download_and_verify_offline(host, parties, tmp_path, 
     with pytest.raises(ConflictError):
         client.query(enclave, parties["advertiser"], policy, "overlap", {"group_by": []})
 
-    # The whole story is in the audit log, which verifies offline with the CLI.
+    # The whole story is in the audit log, which verifies offline with the CLI, against the
+    # head this party's client remembered from its receipts and results.
+    import shutil
+    shutil.copytree(host.work / "audit-heads", tmp_path / "home" / "heads")
+    monkeypatch.setenv("CLEANROOM_HOME", str(tmp_path / "home"))
     saved = tmp_path / "audit.json"
     assert cleanroom_main(["audit", "download", "--host", host.url, "-o", str(saved)]) == 0
     assert cleanroom_main(["audit", "verify", str(saved), "--policy", str(host.policy_path),
@@ -68,6 +73,7 @@ def test_delete_then_audit_download_and_verify_offline(host, parties, tmp_path, 
                  "dataset_deleted"):
         assert kind in out
     assert "audit log verified: 6 entries" in out  # 2 uploads, 3 for the query, 1 deletion
+    assert "contains the head this party last saw (entry 6)" in out
 
     # A host that drops an entry from what it serves is caught.
     doc = json.loads(saved.read_text())
@@ -77,6 +83,15 @@ def test_delete_then_audit_download_and_verify_offline(host, parties, tmp_path, 
     assert cleanroom_main(["audit", "verify", str(tampered), "--policy", str(host.policy_path),
                            "--insecure-allow-simulation"]) == 1
     assert "chain breaks" in capsys.readouterr().err
+
+    # So is one that cuts entries off the end: the log alone is consistent, the party's head is not.
+    doc = json.loads(saved.read_text())
+    doc["entries"] = doc["entries"][:-1]
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps(doc))
+    assert cleanroom_main(["audit", "verify", str(cut), "--policy", str(host.policy_path),
+                           "--insecure-allow-simulation"]) == 1
+    assert "cut off" in capsys.readouterr().err
 
 
 def test_the_audit_endpoint_serves_entries_after_a_sequence_number(host) -> None:

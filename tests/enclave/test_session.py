@@ -339,3 +339,29 @@ def test_a_replay_of_an_upload_the_enclave_never_accepted_is_refused(enclave: En
     with pytest.raises(StateError, match="never accepted"):
         enclave.call("upload_begin", {**head, "replay": True})
     enclave.send_records(records)  # the party's own retry is accepted as a new upload
+
+
+def test_winding_the_clock_back_does_not_make_the_enclave_forget_a_request(policy_bytes: bytes,
+                                                                            parties) -> None:
+    """The host controls the enclave's clock under Gramine; the sealed floor does not go down."""
+    now = [1_800_000_000]
+    enclave = EnclaveHarness(policy_bytes, ZeroNoise(), clock=lambda: now[0])
+    impressions, conversions = _datasets()
+    streams = [enclave.encrypt(parties["publisher"], "impressions", impressions)[1],
+               enclave.encrypt(parties["advertiser"], "conversions", conversions)[1]]
+    for records in streams:
+        enclave.send_records(records)
+    first = enclave.signed_query(parties["advertiser"], "overlap", {"group_by": []}, issued_at=now[0])
+    enclave.call("query", first)
+    now[0] += 400  # a later request moves the floor past the first one ...
+    enclave.call("query", enclave.signed_query(parties["advertiser"], "overlap", {"group_by": []},
+                                               issued_at=now[0]))
+    now[0] -= 390  # ... and winding the clock back does not bring the first one back
+    with pytest.raises(ReplayDetected, match="older"):
+        enclave.call("query", first)
+    restarted = EnclaveHarness(policy_bytes, ZeroNoise(), sealed=enclave.sealed[-1],
+                               clock=lambda: now[0])
+    for records in streams:
+        restarted.send_records(records)
+    with pytest.raises(ReplayDetected):  # nor does a restart from the sealed state
+        restarted.call("query", first)

@@ -120,3 +120,12 @@ def test_documents_roundtrip_and_reject_unknown_fields() -> None:
     assert unpack_document("query_request", pack_document("query_request", doc)) == doc
     with pytest.raises(ProtocolError):
         unpack_document("query_request", canonical_packb({**doc, "sneaky": 1}))
+
+
+def test_bytes_map_keys_are_a_protocol_error_not_a_crash() -> None:
+    # strict_map_key allows bytes keys; mixed with text keys they used to break sorting.
+    mixed = {"v": 1, "type": "health", "body": {b"raw": 1, "text": 2}}
+    with pytest.raises(ProtocolError, match="not a string"):
+        unpack(_raw(mixed))
+    with pytest.raises(ProtocolError):
+        unpack_document("query_request", _raw({b"party": "x", "analysis": "y"}))
