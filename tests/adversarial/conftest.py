@@ -26,23 +26,15 @@ def policy(policy_bytes: bytes) -> Policy:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory, policy_bytes: bytes) -> Iterator[HostDeployment]:
-    host = HostDeployment(tmp_path_factory.mktemp("adversarial"), policy_bytes)
-    host.start()
-    try:
+    with HostDeployment(tmp_path_factory.mktemp("adversarial"), policy_bytes) as host:
         yield host
-    finally:
-        host.stop()
 
 
 @pytest.fixture
 def fresh_deployment(tmp_path: Path, policy_bytes: bytes) -> Iterator[HostDeployment]:
     (tmp_path / "deployment").mkdir()
-    host = HostDeployment(tmp_path / "deployment", policy_bytes)
-    host.start()
-    try:
+    with HostDeployment(tmp_path / "deployment", policy_bytes) as host:
         yield host
-    finally:
-        host.stop()
 
 
 @pytest.fixture(scope="module")

@@ -29,12 +29,8 @@ def _csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory, policy_bytes: bytes) -> Iterator[HostDeployment]:
-    deployment = HostDeployment(tmp_path_factory.mktemp("audit-e2e"), policy_bytes)
-    deployment.start()
-    try:
+    with HostDeployment(tmp_path_factory.mktemp("audit-e2e"), policy_bytes) as deployment:
         yield deployment
-    finally:
-        deployment.stop()
 
 
 def test_delete_then_audit_download_and_verify_offline(host, parties, tmp_path, capsys,

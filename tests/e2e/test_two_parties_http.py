@@ -53,13 +53,9 @@ def _write_csvs(tmp: Path) -> tuple[Path, Path, int]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory, parties, policy_bytes) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("e2e")
-    host = HostDeployment(tmp, policy_bytes)
-    host.start()
-    try:
+    with HostDeployment(tmp, policy_bytes) as host:
         yield {"client": host.client, "policy": parse_policy(policy_bytes), "policy_bytes": policy_bytes,
                "tmp": tmp, "state": host.state, "host": host, "url": host.url}
-    finally:
-        host.stop()
 
 
 def _raw(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict]:

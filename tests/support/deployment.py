@@ -160,6 +160,13 @@ class HostDeployment:
                 self._log.close()
                 self._log = None
 
+    def __enter__(self) -> HostDeployment:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def restart(self, timeout: float = 60) -> None:
         self.stop()
         self.start(timeout)
