@@ -2,12 +2,12 @@
 
     python -m benchmarks.dp_calibration [--json] [--samples 200000] [--jobs N]
 
-For each sampler (``enclave.noise.discrete_laplace``, ``discrete_gaussian``) at a few scales it
+For each sampler (``enclave.engine.noise.discrete_laplace``, ``discrete_gaussian``) at a few scales it
 draws ``--samples`` values from the enclave's own randomness (``secrets.randbelow``, no seed)
 and reports the chi-square ``p_value`` against the exact pmf (tails pooled so every expected
 count is at least 5) and ``variance_ratio``, measured over exact variance. Then, for a few
 (mechanism, scale, L0, δ) settings with δ large enough to be measurable, it measures how often
-a cohort held by one unit (true count 1) clears the threshold τ that ``enclave.threshold``
+a cohort held by one unit (true count 1) clears the threshold τ that ``protocol.privacy.threshold``
 computes; that rate must not exceed δ/L0 beyond sampling error. For the example policy's δ =
 1e-9 a rate cannot be measured, so the exact tail probability is reported instead.
 
@@ -28,8 +28,8 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
-from enclave import noise
-from enclave.threshold import release_threshold, tail_bound
+from enclave.engine import noise
+from protocol.privacy.threshold import release_threshold, tail_bound
 
 __all__ = ["chi2_sf", "chi_square_p_value", "exact_variance", "gaussian_pmf", "laplace_pmf", "main", "run",
            "variance_tolerance"]

@@ -10,12 +10,12 @@ columns in memory both are the row count), so ``Session.upload_begin`` sizes eac
 table once; ``rows_hint=False`` leaves it out, as a party whose client omits it (it is
 optional) would.
 
-Timed, per run, on a fresh ``enclave.session.Session`` restored from the same sealed state (so
+Timed, per run, on a fresh ``enclave.requests.session.Session`` restored from the same sealed state (so
 the enclave keys, and therefore the pre-encrypted records, stay valid from run to run):
 
 * ``direct``: ``Session.upload_begin`` -> ``upload_chunk`` for every chunk -> ``upload_commit``
   for both parties: what the enclave does per upload, minus the socket and msgpack framing;
-* ``frames``: the same through ``enclave.dispatch.handle_frame`` with real request frames (packed
+* ``frames``: the same through ``enclave.requests.dispatch.handle_frame`` with real request frames (packed
   beforehand, as the host does): adds the enclave's msgpack unpack of each 4-8 MiB frame and
   the packing of its reply, i.e. the framing cost the enclave pays for every chunk.
 
@@ -44,13 +44,13 @@ import msgpack
 import numpy as np
 
 from benchmarks.bench_policy import PARTIES, bench_policy, party_keys
-from cleanroom.batch import encode_batch, rows_per_batch
 from cleanroom.keys import PartyKeys
 from cleanroom.upload_crypto import DEFAULT_CHUNK_SIZE, UploadEncryptor
-from enclave.columns import KIND_WIDTH, ColumnarTable
-from enclave.dispatch import handle_frame
-from enclave.noise_source import ExactNoise
-from enclave.session import Session
+from enclave.engine.columns import ColumnarTable
+from enclave.engine.noise_source import ExactNoise
+from enclave.requests.dispatch import handle_frame
+from enclave.requests.session import Session
+from protocol.batch import KIND_WIDTH, encode_batch, rows_per_batch
 from protocol.policy import Dataset, Policy
 from protocol.upload import RECORD_HEADER
 from protocol.wire import pack, unpack

@@ -258,9 +258,9 @@ def _client_offline(path: Path, policy: Any, dataset_name: str, enc_pub: bytes,
     """The client's upload work on ``path`` with no network, step by step as ``Client.upload``
     does it: the row-count estimate for ``rows_hint`` (a line count for CSV, metadata for
     Parquet), parse+hash, encode, encrypt."""
-    from cleanroom.batch import encode_batch, rows_per_batch
     from cleanroom.tables import open_table
     from cleanroom.upload_crypto import UploadEncryptor
+    from protocol.batch import encode_batch, rows_per_batch
 
     dataset = policy.dataset(dataset_name)
     schema = dataset.schema()
@@ -292,16 +292,16 @@ def _client_offline(path: Path, policy: Any, dataset_name: str, enc_pub: bytes,
 def _release_floor(policy: Any, rows: int) -> dict[str, Any] | None:
     """The enclave's deliberate minimum query duration for QUERY, if it pads releases.
 
-    ``enclave/release_timing.py`` holds a result back until a deadline computed from public
+    ``enclave/engine/release_timing.py`` holds a result back until a deadline computed from public
     numbers (the cells released, the rows uploaded), so query wall time is at least this,
     whatever the work took. The cells are counted by the enclave's own planning
     (``authorize`` + ``privacy_plan``): every released statistic counts, so
     ``conversions_by_segment`` over 300 cohorts releases 900 cells (users, rows, sum).
     """
     try:
-        from enclave.analyses import privacy_plan
-        from enclave.policy import authorize
-        from enclave.release_timing import BASE_S, PER_CELL_S, PER_ROW_S, release_deadline
+        from enclave.engine.release_timing import BASE_S, PER_CELL_S, PER_ROW_S, release_deadline
+        from enclave.requests.authorization import authorize
+        from protocol.privacy.plan import privacy_plan
     except ImportError:
         return None
     requester, analysis, params = QUERY
@@ -334,7 +334,7 @@ def run_http(parties: Parties, *, fmt: str = "csv", work_dir: Path | None = None
              keep: bool = False, profile_dir: Path | None = None,
              startup_timeout: float = 120.0) -> dict[str, Any]:
     """Start a host, run the timed phases, stop the host; return the figures."""
-    from attestation.verify import VerifierPolicy
+    from attestation.verifier.verify import VerifierPolicy
 
     rows = len(parties.publisher["id"])
     work = Path(tempfile.mkdtemp(prefix="cleanroom-bench-http-", dir=work_dir))

@@ -6,7 +6,7 @@ Everything runs in ONE process on the same seeded data (``benchmarks/datagen.py`
 
 (a) DuckDB (2 threads) and Polars run ``BASELINE_SQL`` (or its Polars twin) on the plaintext
     columns, loaded into their native tables first (loading is not timed);
-(b) the core (``enclave/compute.py``) on the tables the real upload path of (c) produced:
+(b) the core (``enclave/engine/compute.py``) on the tables the real upload path of (c) produced:
     match + cohort codes + bounding with bounds that cannot bind + per-user metric + aggregate;
     noise is timed separately, and bounding with binding bounds is reported as its own figure;
 (c) ingest through the real enclave code (``benchmarks/enclave_ingest.py``): the parties'
@@ -14,7 +14,7 @@ Everything runs in ONE process on the same seeded data (``benchmarks/datagen.py`
     as ``Client.upload`` sends it (``--no-hint``: without it, as a party may); timed is
     ``Session.upload_begin`` -> ``upload_chunk`` per chunk -> ``upload_commit`` for both
     parties, in GB/s of plaintext (median, and the first run on its own), also through
-    ``enclave.dispatch.handle_frame`` with real frames, and the same uploads with and without
+    ``enclave.requests.dispatch.handle_frame`` with real frames, and the same uploads with and without
     ``rows_hint`` side by side (time, tracemalloc peak, bytes held);
 (d) the full HTTP path (``benchmarks/http_path.py``) for ``--http-rows`` rows per party: a real
     host subprocess, attestation, both uploads from CSV (or Parquet) files, one query.
@@ -59,8 +59,9 @@ from benchmarks.datagen import (
     generate,
 )
 from benchmarks.enclave_ingest import measure_ingest, prepare
-from enclave import compute, noise
-from enclave.columns import ColumnarTable
+from enclave.engine import compute, noise
+from protocol.privacy import accounting
+from enclave.engine.columns import ColumnarTable
 
 COHORT_DIMS = ("campaign", "age_band", "region")
 UNBOUNDED = 1 << 40  # bounds no user can reach: bounding keeps every matched row
@@ -168,7 +169,7 @@ def run_core(pub: ColumnarTable, adv: ColumnarTable, *, l0: int = UNBOUNDED,
              linf: int = UNBOUNDED) -> tuple[compute.AggregateCounts, dict[str, float]]:
     """Join + aggregate as the enclave's query path does it, with per-stage wall times.
 
-    Like ``enclave/analyses.py``, only matched rows are carried past the join.
+    Like ``enclave/engine/analyses.py``, only matched rows are carried past the join.
     """
     t0 = time.perf_counter()
     match = compute.match_users(pub.ids, adv.ids)
@@ -201,7 +202,7 @@ def time_noise(n_cells: int) -> float:
     """Exact discrete Laplace for users/rows/sum of every cell (ε = 1 split three ways)."""
     start = time.perf_counter()
     for sensitivity in (5, 5 * 10, 5 * 10 * VALUE_RANGE_CENTS[1]):
-        noise.noise_vector(n_cells, noise.laplace_scale(sensitivity, "0.3333"),
+        noise.noise_vector(n_cells, accounting.laplace_scale(sensitivity, "0.3333"),
                            noise.discrete_laplace)
     return time.perf_counter() - start
 
@@ -428,7 +429,7 @@ def _print_http(h: dict[str, Any]) -> None:
           f"{h['host_startup_s']:.2f} s (not in total)")
     floor = h.get("query_release_floor")
     if floor is not None:
-        print(f"        query release floor (enclave/release_timing.py padding for this shape): "
+        print(f"        query release floor (enclave/engine/release_timing.py padding for this shape): "
               f"{floor['s']:.2f} s = base {floor['base_s']:.2f} + {floor['cells']} cells "
               f"{floor['cells_s']:.2f} + {floor['rows']:,} rows {floor['rows_s']:.2f}")
     for name in ("upload_publisher", "upload_advertiser", "query"):

@@ -51,13 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from attestation.verify import VerifierPolicy
+from attestation.verifier.verify import VerifierPolicy
 from cleanroom.audit import HeadStore
 from cleanroom.client import Client
 from cleanroom.keys import PartyKeys, bind_keys_into_policy
+from protocol.crypto import QUERY_LABEL
 from protocol.errors import CleanroomError, PolicyInvalid
 from protocol.policy import Policy, parse_policy
-from protocol.upload import QUERY_LABEL
 from protocol.wire import pack_document
 
 __all__ = ["main", "soak_policy"]

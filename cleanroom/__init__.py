@@ -2,7 +2,7 @@
 
 A party verifies the enclave's attestation, pins its keys, encrypts its dataset to them, runs
 the analyses the policy allows and checks every signed receipt and result. Nothing here trusts
-the host. ``attestation.verify`` (and dcap-qvl) is imported only when a verification runs.
+the host. ``attestation.verifier.verify`` (and dcap-qvl) is imported only when a verification runs.
 """
 
 from cleanroom.client import Client as Client

@@ -1,6 +1,6 @@
 """``cleanroom attestation verify-quote``: check a raw SGX quote from the command line.
 
-A thin layer over ``attestation.verify``: parse flags, build a ``VerifierPolicy`` (a policy file
+A thin layer over ``attestation.verifier.verify``: parse flags, build a ``VerifierPolicy`` (a policy file
 overridden by flags), get the collateral (``--collateral FILE`` or ``--pccs-url URL``), verify,
 print. Exit codes: 0 accepted, 1 refused (or no collateral from the PCCS), 2 usage error. The
 wall clock is read here, at the edge, and only when ``--now`` is not given.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from attestation.verify import VerificationReport, VerifierPolicy, evaluate_quote
+from attestation.verifier.verify import VerificationReport, VerifierPolicy, evaluate_quote
 from cleanroom.collateral_source import add_collateral_arguments, collateral_from_args
 from protocol.errors import AttestationError, PolicyInvalid
 

@@ -21,8 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protocol.audit import GENESIS, AuditHead, entry_hash
+from protocol.crypto import AUDIT_LABEL
 from protocol.errors import AuthenticationFailed, ProtocolError, RollbackDetected, StateError
-from protocol.upload import AUDIT_LABEL
 from protocol.wire import unpack_document
 
 __all__ = ["AuditHead", "HeadStore", "check_on_chain", "default_head_store", "verify_audit_log"]

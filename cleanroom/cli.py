@@ -59,7 +59,7 @@ def _read_policy(path: Path) -> tuple[bytes, Any]:
 
 
 def _verifier_policy(args: argparse.Namespace) -> Any:
-    from attestation.verify import VerifierPolicy
+    from attestation.verifier.verify import VerifierPolicy
 
     if args.insecure_allow_simulation:
         _err(_SIMULATION_WARNING)
@@ -204,7 +204,7 @@ def _cmd_policy_bind_keys(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from attestation.verify import evaluate_bundle, verify_bundle
+    from attestation.verifier.verify import evaluate_bundle, verify_bundle
 
     raw, policy = _read_policy(args.policy)
     verifier = _verifier_policy(args)
@@ -323,7 +323,7 @@ def _cmd_audit_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from attestation.verify import verify_bundle
+    from attestation.verifier.verify import verify_bundle
 
     raw, policy = _read_policy(args.policy)
     verifier = _verifier_policy(args)

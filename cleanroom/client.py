@@ -41,6 +41,7 @@ from cleanroom.results import (
 )
 from cleanroom.tables import open_table
 from cleanroom.upload_crypto import DEFAULT_CHUNK_SIZE, UploadEncryptor
+from protocol.crypto import DELETE_LABEL, QUERY_LABEL
 from protocol.errors import (
     AuthenticationFailed,
     CleanroomError,
@@ -53,7 +54,6 @@ from protocol.errors import (
     error_from_wire,
 )
 from protocol.policy import Policy, parse_policy
-from protocol.upload import DELETE_LABEL, QUERY_LABEL
 from protocol.wire import pack_document
 
 __all__ = ["Client", "UploadProgress"]
@@ -211,7 +211,7 @@ class Client:
 
         :raise AttestationError: a subclass naming the check that refused the enclave.
         """
-        from attestation.verify import verify_bundle  # party side only; pulls in dcap-qvl
+        from attestation.verifier.verify import verify_bundle  # party side only; pulls in dcap-qvl
 
         nonce = secrets.token_bytes(32) if fresh_nonce else None
         bundle = self.attestation(nonce)
@@ -281,7 +281,7 @@ class Client:
         block of rows). A problem found later aborts the request mid-stream: the host never gets
         a last chunk, so nothing is accepted.
         """
-        from cleanroom.batch import encode_batch, rows_per_batch
+        from protocol.batch import encode_batch, rows_per_batch
 
         _check_pinned(enclave, policy)
         dataset = policy.dataset(dataset_name)

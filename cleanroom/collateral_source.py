@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from attestation import collateral as _collateral
+from attestation.verifier import collateral as _collateral
 
 __all__ = ["add_collateral_arguments", "collateral_from_args"]
 

@@ -214,7 +214,7 @@ def _activation_summary(result: Result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attestation.verify import VerifierPolicy
+    from attestation.verifier.verify import VerifierPolicy
 
     work = Path(args.work_dir).resolve()
     _prepare_work_dir(work)

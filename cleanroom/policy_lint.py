@@ -1,6 +1,6 @@
 """Validate a collaboration policy and preview what each analysis costs, without any data.
 
-The numbers come from the enclave's own code (``enclave.analyses.privacy_plan``: statistics,
+The numbers come from the enclave's own code (``protocol.privacy.plan.privacy_plan``: statistics,
 sensitivities, exact noise parameters, τ), so the preview is what the enclave will do, not a
 second implementation of it. Noise standard deviations are floats, for people only.
 """
@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from enclave.accounting import bun_steinke_epsilon, decimal_text
-from enclave.analyses import privacy_plan
 from protocol.errors import PolicyInvalid
 from protocol.policy import Analysis, Metric, Policy, parse_policy
+from protocol.privacy.accounting import bun_steinke_epsilon, decimal_text
+from protocol.privacy.plan import privacy_plan
 
 __all__ = ["LintReport", "lint_policy", "render_text"]
 

@@ -26,10 +26,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cleanroom.keys import PartyKeys
-from cleanroom.upload_crypto import HPKE_SUITE
+from protocol.crypto import DELETION_RECEIPT_LABEL, HPKE_SUITE, RECEIPT_LABEL, RESULT_LABEL, result_hpke_info
 from protocol.errors import AuthenticationFailed, DecryptionFailed, InvalidInput, ProtocolError
 from protocol.policy import Policy, parse_policy
-from protocol.upload import DELETION_RECEIPT_LABEL, RECEIPT_LABEL, RESULT_LABEL, result_hpke_info
 from protocol.wire import unpack_document
 
 __all__ = [
@@ -242,7 +241,7 @@ def check_saved_result(path: str | os.PathLike[str], agreed_policy: bytes, verif
     :raise CleanroomError: an ``AttestationError`` subclass, ``AuthenticationFailed``,
         ``ProtocolError`` or ``InvalidInput``.
     """
-    from attestation.verify import verify_bundle  # party-side only; pulls in dcap-qvl
+    from attestation.verifier.verify import verify_bundle  # party-side only; pulls in dcap-qvl
 
     signed, bundle = load_saved_result(path)
     policy = parse_policy(agreed_policy)

@@ -17,32 +17,24 @@ from collections.abc import Iterable, Iterator
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
 from cleanroom.keys import PartyKeys
+from protocol.crypto import DATA_KEY_BYTES, HPKE_SUITE, UPLOAD_HEADER_LABEL, upload_key_hpke_info
 from protocol.errors import InvalidInput
 from protocol.policy import Dataset, Policy
 from protocol.upload import (
     CHUNK_MAX_PLAINTEXT,
     CHUNK_MIN_PLAINTEXT,
-    DATA_KEY_BYTES,
-    RECORD_HEADER,
-    UPLOAD_HEADER_LABEL,
     chunk_aad,
     chunk_nonce,
-    hpke_info,
+    encode_record,
     upload_digest_init,
 )
 from protocol.wire import canonical_packb, pack_document
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "HPKE_SUITE", "UploadEncryptor"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "UploadEncryptor"]
 
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
-HPKE_SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
-
-
-def _record(payload: bytes) -> bytes:
-    return RECORD_HEADER.pack(len(payload)) + payload
 
 
 class UploadEncryptor:
@@ -82,7 +74,7 @@ class UploadEncryptor:
         wrapped = HPKE_SUITE.encrypt(
             data_key,
             x25519.X25519PublicKey.from_public_bytes(enc_pub),
-            info=hpke_info(policy.collaboration_id, policy.hash, keys.party_id, dataset.name),
+            info=upload_key_hpke_info(policy.collaboration_id, policy.hash, keys.party_id, dataset.name),
         )
         self.header = {
             "collaboration_id": policy.collaboration_id,
@@ -121,7 +113,7 @@ class UploadEncryptor:
         if self._aead is None:
             raise RuntimeError("an UploadEncryptor produces its records only once")
         aead, self._aead = self._aead, None  # a data key must never encrypt two streams
-        head = _record(canonical_packb({"header": self.header_bytes, "signature": self.signature}))
+        head = encode_record(canonical_packb({"header": self.header_bytes, "signature": self.signature}))
         self.sent_bytes += len(head)
         yield head
         iterator = iter(batches)
@@ -139,7 +131,7 @@ class UploadEncryptor:
             )
             self._digest.update(payload)
             self.plaintext_bytes += len(pending)
-            record = _record(payload)
+            record = encode_record(payload)
             self.sent_bytes += len(record)
             self.chunks = index + 1
             if last:

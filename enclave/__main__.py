@@ -13,12 +13,12 @@ import socket
 import sys
 from pathlib import Path
 
-from attestation.quote import QuoteProvider
-from enclave.dispatch import handle_frame
-from enclave.noise_source import ExactNoise
-from enclave.sealing import derive_sealing_key
-from enclave.session import Session
-from enclave.state_mount import STATE_KEY_NAME_SGX, provision_direct_mode_key
+from enclave.engine.noise_source import ExactNoise
+from enclave.requests.dispatch import handle_frame
+from enclave.requests.quote_provider import QuoteProvider
+from enclave.requests.session import Session
+from enclave.state.mount import STATE_KEY_NAME_SGX, provision_direct_mode_key
+from enclave.state.sealing import derive_sealing_key
 from protocol.errors import MessageTooLarge
 from protocol.wire import FRAME_HEADER, MAX_FRAME_BYTES, encode_frame, pack
 

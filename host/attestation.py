@@ -68,7 +68,7 @@ class AttestationService:
         return bundle
 
     def _build(self, body: dict[str, Any], nonce: bytes | None, now: float) -> dict[str, Any]:
-        from attestation.report_data import ZERO_NONCE, report_data
+        from protocol.report_data import ZERO_NONCE, report_data
 
         # Not a security check (verifiers redo it); it catches a broken enclave build early.
         expected = report_data(body["enc_pub"], body["sig_pub"], body["policy_hash"],
@@ -103,7 +103,7 @@ class AttestationService:
         with self._lock:
             if self._pki is None:
                 # Imported here: only simulation deployments need it, and it is never in the TCB.
-                from attestation.simulated import SimulationPki
+                from attestation.insecure_simulation.pki import SimulationPki
 
                 self._pki = SimulationPki.load_or_create(self._pki_dir)
             return self._pki

@@ -1,6 +1,6 @@
 """Host side: the DCAP collateral attached to a real quote's attestation bundle.
 
-A thin adapter over ``attestation.collateral``. Settings (Flask config keys, which are the
+A thin adapter over ``attestation.verifier.collateral``. Settings (Flask config keys, which are the
 environment variable names, as everywhere in ``host.config``):
 
 - ``CLEANROOM_COLLATERAL_DIR``: a directory of ``<FMSPC>-<ca>.json`` files or one ``collateral.json``
@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from attestation.collateral import (
+from attestation.verifier.collateral import (
     CollateralCache,
     CollateralSource,
     DirectorySource,

@@ -34,7 +34,7 @@ from typing import Any
 
 import jinja2
 
-from enclave import state_mount
+from enclave.state import mount as state_mount
 
 __all__ = ["Finding", "Report", "check", "main", "render", "tcb_files"]
 
@@ -66,8 +66,8 @@ TRUSTED_PACKAGES = ("enclave", "protocol", "attestation")
 # attestation/ is split by who runs it: these modules load in the enclave; every other module
 # there (verifier, simulation PKI, collateral) is party or host side and must never be trusted.
 ENCLAVE_ATTESTATION_FILES = frozenset({
-    "attestation/__init__.py", "attestation/quote.py", "attestation/quote_layout.py",
-    "attestation/report_data.py",
+    "attestation/__init__.py", "enclave/requests/quote_provider.py", "attestation/verifier/quote_layout.py",
+    "protocol/report_data.py",
 })
 
 
@@ -450,7 +450,7 @@ def _project_relative(path: Path) -> str | None:
 
 
 def _source_of(rel: str) -> str:
-    """attestation/__pycache__/verify.cpython-311.pyc -> attestation/verify.py."""
+    """attestation/__pycache__/verify.cpython-311.pyc -> attestation/verifier/verify.py."""
     p = Path(rel)
     if p.suffix == ".pyc" and p.parent.name == "__pycache__":
         return (p.parent.parent / (p.name.split(".")[0] + ".py")).as_posix()
@@ -684,7 +684,7 @@ def _check_mounts(manifest: dict[str, Any], profile: str, report: Report) -> Non
             report.add(
                 "state-mount-key",
                 f"state mount key_name = {mount.get('key_name')!r}, "
-                f"enclave/state_mount.py expects {expected!r} for {profile}",
+                f"enclave/state/mount.py expects {expected!r} for {profile}",
             )
         if not str(mount.get("uri", "")).endswith("/"):
             report.add("state-mount-path", "the state mount uri must be a directory (end in '/')")

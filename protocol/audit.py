@@ -1,6 +1,6 @@
 """The audit chain's shared vocabulary: heads, entry hashes (DESIGN.md §10).
 
-The enclave appends entries (``enclave/audit.py``); parties verify them and track heads
+The enclave appends entries (``enclave/state/audit.py``); parties verify them and track heads
 (``cleanroom/audit.py``). Both hash an entry the same way, here.
 """
 
@@ -10,8 +10,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from protocol.crypto import AUDIT_LABEL
 from protocol.errors import ProtocolError
-from protocol.upload import AUDIT_LABEL
 
 __all__ = ["GENESIS", "AuditHead", "entry_hash"]
 

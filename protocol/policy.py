@@ -3,7 +3,7 @@
 The policy is the contract all parties sign off on; its SHA-256 is bound into every quote. This
 module only reads and validates the document: unknown keys, wrong types and dangling references
 are ``PolicyInvalid`` errors that name the field. Deciding whether a request is allowed is
-``enclave/policy.py``'s job alone. Schema reference: ``policies/README.md``.
+``enclave/requests/authorization.py``'s job alone. Schema reference: ``policies/README.md``.
 """
 
 from __future__ import annotations

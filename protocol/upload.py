@@ -14,7 +14,7 @@ record 0 is ``msgpack {header: bytes, signature: bytes}``; every later record is
 (``1`` for the last chunk, else ``0``) followed by the chunk ciphertext. Nothing may follow the
 last chunk. The host parses records one at a time and never holds a whole upload.
 
-Plaintext chunks are columnar batches (``enclave/columns.py``): magic ``CRB1``, u32 rows,
+Plaintext chunks are columnar batches (``protocol/batch.py``): magic ``CRB1``, u32 rows,
 u32 column count, u32 zero, then each column's raw little-endian bytes padded to 8 bytes.
 """
 
@@ -23,50 +23,23 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from protocol.wire import canonical_packb
-
 __all__ = [
-    "AUDIT_LABEL",
     "CHUNK_MAX_PLAINTEXT",
     "CHUNK_MIN_PLAINTEXT",
-    "DATA_KEY_BYTES",
-    "DELETE_LABEL",
-    "DELETION_RECEIPT_LABEL",
-    "QUERY_LABEL",
-    "RECEIPT_LABEL",
     "RECORD_HEADER",
-    "RESULT_LABEL",
-    "UPLOAD_HEADER_LABEL",
     "chunk_aad",
     "chunk_nonce",
-    "hpke_info",
-    "result_hpke_info",
+    "encode_record",
     "upload_digest_init",
 ]
 
-DATA_KEY_BYTES = 32
 CHUNK_MIN_PLAINTEXT = 4096  # small chunks only make tests and tiny uploads cheaper
 CHUNK_MAX_PLAINTEXT = 8 * 1024 * 1024
 RECORD_HEADER = struct.Struct(">I")
 
-# Domain-separation labels: a signature made for one purpose never verifies for another.
-UPLOAD_HEADER_LABEL = b"cleanroom/v1/upload-header\x00"
-QUERY_LABEL = b"cleanroom/v1/query-request\x00"
-RECEIPT_LABEL = b"cleanroom/v1/upload-receipt\x00"
-RESULT_LABEL = b"cleanroom/v1/result\x00"
-AUDIT_LABEL = b"cleanroom/v1/audit-entry\x00"
-DELETE_LABEL = b"cleanroom/v1/delete-request\x00"
-DELETION_RECEIPT_LABEL = b"cleanroom/v1/deletion-receipt\x00"
-
-
-def hpke_info(collaboration_id: str, policy_hash: bytes, party: str, dataset: str) -> bytes:
-    """HPKE ``info`` for wrapping an upload's data key."""
-    return canonical_packb(["cleanroom/v1/upload-key", collaboration_id, policy_hash, party, dataset])
-
-
-def result_hpke_info(collaboration_id: str, query_id: bytes, recipient: str) -> bytes:
-    """HPKE ``info`` for a result sealed to one recipient."""
-    return canonical_packb(["cleanroom/v1/result", collaboration_id, query_id, recipient])
+def encode_record(payload: bytes) -> bytes:
+    """One record of the HTTP upload body: u32 big-endian length, then the payload."""
+    return RECORD_HEADER.pack(len(payload)) + payload
 
 
 def chunk_nonce(index: int) -> bytes:

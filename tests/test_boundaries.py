@@ -1,82 +1,112 @@
-"""The trust boundary, checked on the import graph of the source (DESIGN.md §2)."""
+"""The trust boundary, checked on the import graph of the source, folder by folder.
+
+The trusted code base is exactly two folders, ``enclave/`` and ``protocol/`` (docs/design.md).
+Each top-level folder's README states who may import it; these tests enforce those rules by
+folder, so a new module is covered the moment it is created.
+"""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The attestation modules that load in the enclave; the rest of attestation/ (verifier,
-# simulation PKI, collateral) is party or host side and never loads there.
-ENCLAVE_ATTESTATION = {"attestation/__init__.py", "attestation/quote.py", "attestation/quote_layout.py",
-                       "attestation/report_data.py"}
+TRUSTED = ("enclave", "protocol")
+# Top-level names the trusted code may never import: the web stack, the network, logging
+# (a log line is a way out of the enclave), and every untrusted folder of this repository.
 FORBIDDEN_IN_TCB = {
     "flask", "werkzeug", "gunicorn", "requests", "httpx", "urllib", "urllib3", "http",
-    "socketserver", "ssl", "asyncio", "host", "cleanroom", "dcap_qvl", "logging",
+    "socketserver", "ssl", "asyncio", "logging", "dcap_qvl", "pyarrow", "sqlglot", "phonenumbers",
+    "host", "cleanroom", "attestation", "benchmarks", "manifests", "tests",
 }
+# Third-party packages each trusted folder may use (the enclave venv pins exactly these).
+THIRD_PARTY = {"protocol": {"msgpack", "numpy", "cryptography"},
+               "enclave": {"msgpack", "numpy", "cryptography"}}
+# Who may import whom, by top-level folder (the README of each folder says the same).
+MAY_IMPORT = {
+    "protocol": {"protocol"},
+    "enclave": {"enclave", "protocol"},
+    "attestation": {"attestation", "protocol"},
+    "host": {"host", "protocol", "attestation"},
+    "cleanroom": {"cleanroom", "protocol", "attestation"},
+    "manifests": {"manifests", "enclave", "protocol"},
+    "benchmarks": {"benchmarks", "protocol", "enclave", "attestation", "host", "cleanroom", "tests"},
+}
+PROJECT = set(MAY_IMPORT) | {"tests"}
+# The enclave's single I/O layer: the only trusted module that may open the host connection.
+IO_LAYER = ROOT / "enclave" / "__main__.py"
 
 
 def _imports(path: Path) -> set[str]:
+    """Top-level module names ``path`` imports (absolute imports; the project uses no others)."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
-            if node.module == "attestation":
-                found.update(f"attestation.{a.name}" for a in node.names)
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("attestation."):
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import"
+            if node.module:
+                found.add(node.module.split(".")[0])
     return found
 
 
-def _tcb_files() -> list[Path]:
-    files = sorted((ROOT / "enclave").rglob("*.py")) + sorted((ROOT / "protocol").rglob("*.py"))
-    files += [p for p in sorted((ROOT / "attestation").rglob("*.py"))
-              if str(p.relative_to(ROOT)) in ENCLAVE_ATTESTATION]
-    return files
+def _files(*folders: str) -> list[Path]:
+    return [p for folder in folders for p in sorted((ROOT / folder).rglob("*.py"))]
 
 
-@pytest.mark.parametrize("path", _tcb_files(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_trusted_code_imports_no_network_web_or_untrusted_module(path: Path) -> None:
+def _id(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("path", _files(*TRUSTED), ids=_id)
+def test_trusted_code_imports_no_network_web_logging_or_untrusted_folder(path: Path) -> None:
     imports = _imports(path)
     assert not imports & FORBIDDEN_IN_TCB, f"{path} imports {sorted(imports & FORBIDDEN_IN_TCB)}"
-    party_side = {m for m in imports if m.startswith("attestation.")} - {
-        p.removesuffix(".py").replace("/", ".") for p in ENCLAVE_ATTESTATION}
-    assert not party_side, f"{path} imports party-side {sorted(party_side)}"
 
 
-@pytest.mark.parametrize("path", _tcb_files(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_only_the_main_module_touches_sockets(path: Path) -> None:
-    # enclave/__main__.py is the single I/O layer; it alone may open the host connection.
-    if path == ROOT / "enclave" / "__main__.py":
+@pytest.mark.parametrize("path", _files(*TRUSTED), ids=_id)
+def test_trusted_code_uses_only_the_pinned_enclave_packages(path: Path) -> None:
+    folder = path.relative_to(ROOT).parts[0]
+    third_party = _imports(path) - _stdlib() - PROJECT
+    assert third_party <= THIRD_PARTY[folder], f"{path}: {sorted(third_party - THIRD_PARTY[folder])}"
+
+
+@pytest.mark.parametrize("path", _files(*TRUSTED), ids=_id)
+def test_only_the_io_layer_touches_sockets(path: Path) -> None:
+    if path == IO_LAYER:
         return
     assert "socket" not in _imports(path)
 
 
-def test_main_module_is_the_only_socket_user_and_uses_no_web_stack() -> None:
-    imports = _imports(ROOT / "enclave" / "__main__.py")
-    assert imports & {"flask", "host", "cleanroom", "http", "urllib"} == set()
+def test_io_layer_uses_no_web_stack() -> None:
+    assert _imports(IO_LAYER) & {"flask", "host", "cleanroom", "http", "urllib"} == set()
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "host").rglob("*.py")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
-def test_host_never_imports_the_enclave_or_party_secrets(path: Path) -> None:
-    imports = _imports(path)
-    assert "enclave" not in imports and "cleanroom" not in imports
+@pytest.mark.parametrize("path", _files(*MAY_IMPORT), ids=_id)
+def test_each_folder_imports_only_what_its_readme_allows(path: Path) -> None:
+    folder = path.relative_to(ROOT).parts[0]
+    project_imports = _imports(path) & PROJECT
+    assert project_imports <= MAY_IMPORT[folder], (
+        f"{path} imports {sorted(project_imports - MAY_IMPORT[folder])}")
 
 
-def test_protocol_depends_on_msgpack_and_stdlib_only() -> None:
-    allowed_third_party = {"msgpack"}
-    for path in sorted((ROOT / "protocol").rglob("*.py")):
-        third_party = {m for m in _imports(path) if m not in _stdlib() and m != "protocol"}
-        assert third_party <= allowed_third_party, f"{path}: {third_party}"
+@pytest.mark.parametrize("folder", [*MAY_IMPORT, "policies", "docs", "tests"])
+def test_each_top_level_folder_has_a_readme(folder: str) -> None:
+    readme = ROOT / folder / "README.md"
+    assert readme.is_file(), f"{folder}/ has no README.md"
+    assert len(readme.read_text().strip()) > 80
+
+
+def test_protocol_is_pure_shared_code() -> None:
+    # protocol/ holds no state and no I/O: nothing there opens files or reads the clock.
+    for path in _files("protocol"):
+        imports = _imports(path)
+        assert not imports & {"os", "time", "socket", "threading", "subprocess", "secrets"}, path
 
 
 def _stdlib() -> frozenset[str]:
-    import sys
-
     return frozenset(sys.stdlib_module_names) | {"__future__"}

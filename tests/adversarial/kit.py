@@ -23,11 +23,11 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from attestation.verify import VerifierPolicy
-from cleanroom.batch import encode_batch, rows_per_batch
+from attestation.verifier.verify import VerifierPolicy
 from cleanroom.keys import PartyKeys
 from cleanroom.tables import open_table
 from cleanroom.upload_crypto import UploadEncryptor
+from protocol.batch import encode_batch, rows_per_batch
 from protocol.policy import Policy
 from protocol.upload import CHUNK_MIN_PLAINTEXT, RECORD_HEADER
 from tests.support.deployment import HostDeployment

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enclave.dispatch import HANDLERS
+from enclave.requests.dispatch import HANDLERS
 from protocol.errors import CleanroomError
 from protocol.wire import (
     MAX_FRAME_BYTES,

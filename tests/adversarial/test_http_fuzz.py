@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from cleanroom.keys import PartyKeys
 from host.errors import STATUS_BY_CODE
+from protocol.crypto import QUERY_LABEL
 from protocol.policy import Policy
-from protocol.upload import QUERY_LABEL
 from protocol.wire import pack_document
 from tests.adversarial.kit import (
     ALLOW_SIMULATION,

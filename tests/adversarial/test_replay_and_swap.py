@@ -18,8 +18,9 @@ import pytest
 
 from cleanroom.keys import PartyKeys
 from cleanroom.results import verify_receipt
+from protocol.crypto import QUERY_LABEL
 from protocol.policy import Policy
-from protocol.upload import QUERY_LABEL, RECORD_HEADER
+from protocol.upload import RECORD_HEADER
 from protocol.wire import pack_document, unpack_document
 from tests.adversarial.kit import (
     ALLOW_SIMULATION,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from attestation.simulated import SimulationPki
+from attestation.insecure_simulation.pki import SimulationPki
 
 NOW = 1751328000  # 2025-07-01T00:00:00Z, inside the real sample's collateral window
 _DEFAULT_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "attestation-samples"

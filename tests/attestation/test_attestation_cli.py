@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from attestation import collateral as collateral_module
-from attestation.simulated import SIM_MR_ENCLAVE
-from attestation.verify import VerificationReport
+from attestation.insecure_simulation.pki import SIM_MR_ENCLAVE
+from attestation.verifier import collateral as collateral_module
+from attestation.verifier.verify import VerificationReport
 from cleanroom.attestation_cli import main, print_report, register
 from protocol.errors import AttestationError
 

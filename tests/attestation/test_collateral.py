@@ -12,8 +12,8 @@ import sys
 import dcap_qvl
 import pytest
 
-from attestation import collateral as collateral_module
-from attestation.collateral import (
+from attestation.verifier import collateral as collateral_module
+from attestation.verifier.collateral import (
     COLLATERAL_FILE,
     CollateralCache,
     CollateralKey,
@@ -24,7 +24,7 @@ from attestation.collateral import (
     fetch_from_pccs,
     next_update,
 )
-from attestation.verify import VerifierPolicy, evaluate_quote, verify_quote
+from attestation.verifier.verify import VerifierPolicy, evaluate_quote, verify_quote
 from protocol.errors import AttestationError, CollateralExpired, QuoteInvalid
 
 # The real sample's earliest nextUpdate: its QE identity, 2025-07-19T10:01:18Z
@@ -277,7 +277,7 @@ def test_first_available_falls_through_to_the_pccs(tmp_path, sim_quote):
 
 def test_importing_collateral_support_loads_no_dcap_qvl():
     code = (
-        "import sys, attestation.collateral, cleanroom.collateral_source\n"
+        "import sys, attestation.verifier.collateral, cleanroom.collateral_source\n"
         "assert 'dcap_qvl' not in sys.modules and 'asyncio' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from attestation.quote_layout import (
+from attestation.verifier.quote_layout import (
     HEADER_SIZE,
     QUOTE_V3,
     REPORT_BODY_OFFSET,

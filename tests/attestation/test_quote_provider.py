@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import attestation.quote as quote_module
-from attestation.quote import QuoteProvider
+import enclave.requests.quote_provider as quote_module
+from enclave.requests.quote_provider import QuoteProvider
 from protocol.errors import AttestationError
 
 
@@ -161,15 +161,15 @@ def test_enclave_side_imports_stay_small():
     # The enclave imports these modules; none may drag in dcap-qvl, the simulation PKI or the
     # verifier. Checked in a fresh interpreter so that other tests' imports do not interfere.
     code = (
-        "import sys, attestation, attestation.quote, attestation.report_data, "
-        "attestation.quote_layout\n"
-        "bad = [m for m in ('dcap_qvl', 'cryptography', 'attestation.simulated', "
-        "'attestation.verify') if m in sys.modules]\n"
+        "import sys, attestation, enclave.requests.quote_provider, protocol.report_data, "
+        "attestation.verifier.quote_layout\n"
+        "bad = [m for m in ('dcap_qvl', 'cryptography', 'attestation.insecure_simulation.pki', "
+        "'attestation.verifier.verify') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 
 
 def test_importing_the_verifier_does_not_load_dcap_qvl():
-    code = "import sys, attestation.verify\nassert 'dcap_qvl' not in sys.modules\n"
+    code = "import sys, attestation.verifier.verify\nassert 'dcap_qvl' not in sys.modules\n"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

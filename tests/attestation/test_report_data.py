@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from attestation.report_data import DOMAIN, ZERO_NONCE, policy_hash, report_data
+from protocol.report_data import DOMAIN, ZERO_NONCE, policy_hash, report_data
 
 ENC, SIG, PH = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
 

@@ -7,9 +7,9 @@ import dcap_qvl
 import pytest
 from cryptography import x509
 
-from attestation import _sim_der
-from attestation.quote_layout import parse_quote_fields
-from attestation.simulated import SIM_MR_ENCLAVE, SIM_MR_SIGNER, SimulationPki
+from attestation.insecure_simulation import der as _sim_der
+from attestation.insecure_simulation.pki import SIM_MR_ENCLAVE, SIM_MR_SIGNER, SimulationPki
+from attestation.verifier.quote_layout import parse_quote_fields
 
 RD = bytes(range(64))
 

@@ -1,9 +1,9 @@
-"""``attestation.verify`` is the stable import path of the verifier, however it is split inside."""
+"""``attestation.verifier.verify`` is the stable import path of the verifier, however it is split inside."""
 
 from __future__ import annotations
 
-import attestation.verify as verify
-from attestation import bundle, quote_checks, verification_report, verifier_policy
+import attestation.verifier.verify as verify
+from attestation.verifier import bundle, quote_checks, verification_report, verifier_policy
 
 PUBLIC = {
     "INTEL_ROOT_CA_SHA256": quote_checks,

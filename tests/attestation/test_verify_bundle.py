@@ -6,8 +6,7 @@ import os
 
 import pytest
 
-from attestation.report_data import report_data
-from attestation.verify import VerifierPolicy, evaluate_bundle, verify_bundle
+from attestation.verifier.verify import VerifierPolicy, evaluate_bundle, verify_bundle
 from protocol.errors import (
     PolicyMismatch,
     ProtocolError,
@@ -16,6 +15,7 @@ from protocol.errors import (
     SimulationNotAllowed,
     StaleNonce,
 )
+from protocol.report_data import report_data
 
 POLICY = b'collaboration = "demo"\n'
 ALLOW_SIM = VerifierPolicy(allow_simulation=True)

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from attestation.quote_layout import QUOTE_V3
-from attestation.verify import INTEL_ROOT_CA_SHA256, VerifierPolicy, evaluate_quote, verify_quote
+from attestation.verifier.quote_layout import QUOTE_V3
+from attestation.verifier.verify import INTEL_ROOT_CA_SHA256, VerifierPolicy, evaluate_quote, verify_quote
 from protocol.errors import (
     CollateralExpired,
     MeasurementMismatch,

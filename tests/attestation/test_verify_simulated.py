@@ -2,8 +2,8 @@
 
 import pytest
 
-from attestation.simulated import SIM_MR_ENCLAVE, SIM_MR_SIGNER
-from attestation.verify import VerifierPolicy, evaluate_quote, verify_quote
+from attestation.insecure_simulation.pki import SIM_MR_ENCLAVE, SIM_MR_SIGNER
+from attestation.verifier.verify import VerifierPolicy, evaluate_quote, verify_quote
 from protocol.errors import (
     DebugEnclave,
     MeasurementMismatch,
@@ -142,7 +142,7 @@ def test_collateral_from_another_time_is_refused(sim_pki, now):
     ],
 )
 def test_dcap_messages_map_to_short_fixed_errors(text, code):
-    from attestation.dcap_errors import classify_dcap_error
+    from attestation.verifier.dcap_errors import classify_dcap_error
 
     _, error = classify_dcap_error(text)
     assert error.code == code

@@ -64,7 +64,7 @@ def now() -> int:
 
 @pytest.fixture(scope="module")
 def sim_pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from attestation.simulated import SimulationPki
+    from attestation.insecure_simulation.pki import SimulationPki
 
     return SimulationPki.create(tmp_path_factory.mktemp("sim") / "pki")
 
@@ -72,7 +72,7 @@ def sim_pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture
 def make_bundle(sim_pki: Any):
     """A simulated attestation bundle binding an enclave's keys to some policy bytes."""
-    from attestation.report_data import report_data
+    from protocol.report_data import report_data
 
     def make(enclave: FakeEnclave, policy_bytes: bytes, nonce: bytes | None = None) -> dict:
         nonce = os.urandom(32) if nonce is None else nonce

@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cleanroom.audit import AuditHead, HeadStore, verify_audit_log
-from enclave.audit import AuditLog
+from enclave.state.audit import AuditLog
 from protocol.errors import AuthenticationFailed, RollbackDetected
 
 COLLAB = "collab-1"

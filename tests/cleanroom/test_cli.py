@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from attestation.simulated import SIM_MR_ENCLAVE
+from attestation.insecure_simulation.pki import SIM_MR_ENCLAVE
 from cleanroom.cli import main
 from cleanroom.keys import PartyKeys
 from cleanroom.results import save_result, verify_signed_result
+from protocol.crypto import RESULT_LABEL
 from protocol.policy import parse_policy
-from protocol.upload import RESULT_LABEL
 from protocol.wire import pack_document
 
 ROOT_POLICY = "policies/advertiser-publisher.toml"

@@ -15,6 +15,7 @@ import msgpack
 import pytest
 
 from cleanroom.client import Client
+from protocol.crypto import RECEIPT_LABEL
 from protocol.errors import (
     AuthenticationFailed,
     EnclaveUnavailable,
@@ -22,7 +23,7 @@ from protocol.errors import (
     PolicyMismatch,
     ProtocolError,
 )
-from protocol.upload import RECEIPT_LABEL, RECORD_HEADER, upload_digest_init
+from protocol.upload import RECORD_HEADER, upload_digest_init
 from protocol.wire import pack_document, unpack_document
 
 

@@ -12,12 +12,12 @@ import os
 
 import pytest
 
-from attestation import collateral as collateral_module
-from attestation.report_data import report_data
-from attestation.simulated import SimulationPki
-from attestation.verify import VerifierPolicy, verify_bundle
+from attestation.insecure_simulation.pki import SimulationPki
+from attestation.verifier import collateral as collateral_module
+from attestation.verifier.verify import VerifierPolicy, verify_bundle
 from cleanroom.collateral_source import add_collateral_arguments, collateral_from_args
 from protocol.errors import AttestationError, CollateralExpired
+from protocol.report_data import report_data
 
 NOW = 1751328000
 POLICY = b'collaboration = "demo"\n'

@@ -16,6 +16,7 @@ from cleanroom.results import (
     save_result,
     verify_receipt,
 )
+from protocol.crypto import RECEIPT_LABEL, RESULT_LABEL, result_hpke_info
 from protocol.errors import (
     AuthenticationFailed,
     DecryptionFailed,
@@ -23,7 +24,6 @@ from protocol.errors import (
     PolicyMismatch,
     SimulationNotAllowed,
 )
-from protocol.upload import RECEIPT_LABEL, RESULT_LABEL, result_hpke_info
 from protocol.wire import pack_document
 
 NOW = 1_790_000_000  # a document timestamp; verification times come from the now fixture
@@ -148,7 +148,7 @@ def test_receipt_from_another_key(policy, enclave):
 
 @pytest.fixture
 def saved(tmp_path, parties, policy, policy_bytes, enclave, make_bundle):
-    from attestation.verify import VerifierPolicy
+    from attestation.verifier.verify import VerifierPolicy
 
     sealed = seal(sign_result(enclave.signing, result_body(policy)), parties["publisher"], policy)
     result = open_result(sealed, parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
@@ -196,7 +196,7 @@ def test_saved_result_signed_by_a_different_enclave(saved, policy_bytes, make_bu
 
 
 def test_saved_result_needs_the_simulation_opt_in_and_the_same_policy(saved, policy_bytes, now):
-    from attestation.verify import VerifierPolicy
+    from attestation.verifier.verify import VerifierPolicy
 
     path, verifier = saved
     with pytest.raises(SimulationNotAllowed):
@@ -206,7 +206,7 @@ def test_saved_result_needs_the_simulation_opt_in_and_the_same_policy(saved, pol
 
 
 def test_not_a_saved_result(tmp_path, policy_bytes, now):
-    from attestation.verify import VerifierPolicy
+    from attestation.verifier.verify import VerifierPolicy
 
     path = tmp_path / "x.json"
     path.write_text('{"format": 2}')

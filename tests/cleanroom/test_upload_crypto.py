@@ -14,16 +14,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
 from cleanroom.upload_crypto import UploadEncryptor
+from protocol.crypto import UPLOAD_HEADER_LABEL, upload_key_hpke_info
 from protocol.errors import DecryptionFailed, InvalidInput
-from protocol.upload import (
-    CHUNK_MIN_PLAINTEXT,
-    RECORD_HEADER,
-    UPLOAD_HEADER_LABEL,
-    chunk_aad,
-    chunk_nonce,
-    hpke_info,
-    upload_digest_init,
-)
+from protocol.upload import CHUNK_MIN_PLAINTEXT, RECORD_HEADER, chunk_aad, chunk_nonce, upload_digest_init
 from protocol.wire import unpack_document
 
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
@@ -48,7 +41,7 @@ def open_stream(payloads, enclave, policy, signer_pub):
     header_bytes, signature = head["header"], head["signature"]
     Ed25519PublicKey.from_public_bytes(signer_pub).verify(signature, UPLOAD_HEADER_LABEL + header_bytes)
     header = unpack_document("upload_header", header_bytes)
-    info = hpke_info(policy.collaboration_id, policy.hash, header["party"], header["dataset"])
+    info = upload_key_hpke_info(policy.collaboration_id, policy.hash, header["party"], header["dataset"])
     try:
         key = SUITE.decrypt(header["hpke_enc"], enclave.encryption, info=info)
         aead = AESGCM(key)
@@ -164,8 +157,8 @@ def test_wrong_enclave_key_fails(upload, parties, policy, enclave):
 
 
 def test_the_enclaves_own_opener_reads_it(upload, policy, enclave):
-    """Interoperability with ``enclave/envelope.py`` (the lead's receiving side)."""
-    envelope = pytest.importorskip("enclave.envelope")
+    """Interoperability with ``enclave/requests/envelope.py`` (the lead's receiving side)."""
+    envelope = pytest.importorskip("enclave.requests.envelope")
     encryptor, payloads = upload
     head = msgpack.unpackb(payloads[0], raw=False)
     opener = envelope.UploadOpener(head["header"], head["signature"], policy=policy, keys=enclave)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from attestation.verify import VerifierPolicy
+from attestation.verifier.verify import VerifierPolicy
 from cleanroom.cli import main as cleanroom_main
 from protocol.errors import ConflictError
 from protocol.policy import parse_policy

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from attestation.verify import VerifierPolicy
+from attestation.verifier.verify import VerifierPolicy
+from protocol.crypto import QUERY_LABEL
 from protocol.errors import InvalidInput, PolicyViolation
 from protocol.policy import parse_policy
-from protocol.upload import QUERY_LABEL
 from protocol.wire import pack_document
 from tests.support.deployment import HostDeployment, enclave_pids, http
 

@@ -16,8 +16,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from enclave import analysis_counts, compute
+from enclave.engine import compute
 from protocol.errors import PolicyViolation
+from protocol.privacy.statistics import statistics
 from tests.conftest import EXAMPLE_POLICY, ZeroNoise, bind_policy
 from tests.support.enclave_harness import EnclaveHarness, digests
 
@@ -308,7 +309,7 @@ def test_count_statistics_agree_with_compute_sensitivities(example: EnclaveHarne
     policy = example.policy
     analysis = policy.analysis("conversions_by_segment")
     metric = policy.dataset("conversions").metric("value")
-    stats = {s.name: s for s in analysis_counts.statistics(analysis, policy.privacy, metric, 48)}
+    stats = {s.name: s for s in statistics(analysis, policy.privacy, metric, 48)}
     sens = compute.sensitivities(max_cohorts_per_user=4, max_rows_per_user_per_cohort=8,
                                  max_rows_per_user=8, lo=metric.min, hi=metric.max)
     assert (stats["users"].l1, stats["users"].l2_sq) == (sens.users_l1, sens.users_l2_sq)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cleanroom.audit import AuditHead, verify_audit_log
+from protocol.crypto import DELETE_LABEL
 from protocol.errors import ConflictError, PolicyViolation, ReplayDetected
-from protocol.upload import DELETE_LABEL
 from protocol.wire import pack, pack_document, unpack_document
 from tests.conftest import ZeroNoise
 from tests.support.enclave_harness import EnclaveHarness, digests
@@ -69,7 +69,7 @@ def test_a_query_that_fails_after_its_charge_still_publishes_its_entries(enclave
     impressions, conversions = _data()
     _upload(enclave, parties["publisher"], "impressions", impressions)
     _upload(enclave, parties["advertiser"], "conversions", conversions)
-    import enclave.session as session_module
+    import enclave.requests.session as session_module
 
     def broken(*args, **kwargs):
         raise ValueError("simulated fault inside the analysis")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cleanroom.batch import encode_batch, rows_per_batch
-from enclave.columns import HEADER, ColumnarTable, batch_nbytes, decode_batch
+from enclave.engine.columns import ColumnarTable
+from protocol.batch import HEADER, batch_nbytes, decode_batch, encode_batch, rows_per_batch
 from protocol.errors import InvalidInput, ProtocolError
 
 SCHEMA = [("id", "id"), ("campaign", "dimension"), ("age", "dimension"), ("value", "metric")]

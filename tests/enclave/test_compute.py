@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enclave import compute
+from enclave.engine import compute
 from protocol.errors import InvalidInput
 
 

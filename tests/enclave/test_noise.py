@@ -20,7 +20,8 @@ from fractions import Fraction
 import pytest
 
 from benchmarks.dp_calibration import chi2_sf, chi_square_p_value, exact_variance, gaussian_pmf, laplace_pmf
-from enclave import noise
+from enclave.engine import noise
+from protocol.privacy import accounting
 
 ALPHA = 1e-6
 
@@ -78,9 +79,9 @@ def test_bernoulli_exact() -> None:
 
 
 def test_scales_are_exact() -> None:
-    assert noise.laplace_scale(12, "0.5") == Fraction(24)
-    assert noise.laplace_scale(3, Fraction(1, 3)) == 9
-    assert noise.gaussian_sigma2(4, "0.02") == Fraction(100)
+    assert accounting.laplace_scale(12, "0.5") == Fraction(24)
+    assert accounting.laplace_scale(3, Fraction(1, 3)) == 9
+    assert accounting.gaussian_sigma2(4, "0.02") == Fraction(100)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +89,7 @@ def test_scales_are_exact() -> None:
     [
         lambda: noise.discrete_laplace(1.5),
         lambda: noise.discrete_gaussian(2.0),
-        lambda: noise.laplace_scale(1, 0.1),
+        lambda: accounting.laplace_scale(1, 0.1),
         lambda: noise.bernoulli_exp(0.5),
     ],
 )
@@ -102,8 +103,8 @@ def test_floats_are_refused(call) -> None:
     [
         lambda: noise.discrete_laplace(0),
         lambda: noise.discrete_gaussian(-1),
-        lambda: noise.laplace_scale(1, 0),
-        lambda: noise.gaussian_sigma2(1, "-1"),
+        lambda: accounting.laplace_scale(1, 0),
+        lambda: accounting.gaussian_sigma2(1, "-1"),
         lambda: noise.bernoulli_exp(-1),
     ],
 )

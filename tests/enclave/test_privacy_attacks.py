@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from enclave import compute
-from enclave.analyses import run_query
-from enclave.columns import ColumnarTable
-from enclave.noise_source import ExactNoise
-from enclave.policy import authorize
+from enclave.engine import compute
+from enclave.engine.analyses import run_query
+from enclave.engine.columns import ColumnarTable
+from enclave.engine.noise_source import ExactNoise
+from enclave.requests.authorization import authorize
 from protocol.policy import Policy, parse_policy
 from tests.conftest import EXAMPLE_POLICY, ZeroNoise
 from tests.support.enclave_harness import digests

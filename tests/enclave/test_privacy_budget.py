@@ -15,10 +15,10 @@ from fractions import Fraction
 
 import pytest
 
-from enclave.accounting import Statistic, bun_steinke_epsilon, calibrate, decimal_text
-from enclave.ledger import BudgetLedger
-from enclave.threshold import release_threshold
+from enclave.state.ledger import BudgetLedger
 from protocol.errors import BudgetExhausted, StateError
+from protocol.privacy.accounting import Statistic, bun_steinke_epsilon, calibrate, decimal_text
+from protocol.privacy.threshold import release_threshold
 
 # ----------------------------------------------------------------------------- noise parameters
 

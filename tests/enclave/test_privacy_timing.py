@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from enclave import release_timing
-from enclave.analyses import run_query
-from enclave.columns import ColumnarTable
-from enclave.policy import authorize
+from enclave.engine import release_timing
+from enclave.engine.analyses import run_query
+from enclave.engine.columns import ColumnarTable
+from enclave.requests.authorization import authorize
 from protocol.errors import InvalidInput
 from protocol.policy import parse_policy
 from tests.conftest import EXAMPLE_POLICY, ZeroNoise
@@ -88,7 +88,7 @@ def test_an_error_after_the_charge_is_also_padded(monkeypatch: pytest.MonkeyPatc
     def fail(*args, **kwargs):
         raise InvalidInput("boom")
 
-    monkeypatch.setattr("enclave.compute.aggregate", fail)
+    monkeypatch.setattr("enclave.engine.compute.aggregate", fail)
     clock = FakeClock()
     with pytest.raises(InvalidInput):
         run_query(plan, policy, tables, ZeroNoise(), os.urandom, clock=clock, sleep=clock.sleep)

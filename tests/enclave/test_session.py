@@ -87,7 +87,7 @@ def loaded(enclave: EnclaveHarness, parties) -> EnclaveHarness:
 
 
 def test_attestation_binds_keys_policy_and_nonce(enclave: EnclaveHarness) -> None:
-    from attestation.report_data import report_data
+    from protocol.report_data import report_data
 
     nonce = bytes(range(32))
     att = enclave.call("attest", {"nonce": nonce})
@@ -302,7 +302,7 @@ def test_sealed_state_is_bound_to_its_policy_and_key(policy_bytes: bytes, partie
 
 
 def test_sealed_state_of_an_older_format_is_refused_clearly(policy_bytes: bytes) -> None:
-    from enclave import sealing
+    from enclave.state import sealing
 
     first = EnclaveHarness(policy_bytes, ZeroNoise())
     state = sealing.unseal(first.sealed[-1], b"k" * 32)

@@ -1,4 +1,4 @@
-"""enclave.state_mount: the direct-mode key is written only under gramine-direct."""
+"""enclave.state.mount: the direct-mode key is written only under gramine-direct."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from enclave import state_mount
-from enclave.state_mount import (
+from enclave.state import mount as state_mount
+from enclave.state.mount import (
     STATE_KEY_NAME_DIRECT,
     STATE_KEY_NAME_SGX,
     insecure_direct_mode_key,

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import msgpack
 
-from attestation.report_data import ZERO_NONCE, report_data
 from protocol.errors import (
     CleanroomError,
     ConflictError,
@@ -35,6 +34,7 @@ from protocol.errors import (
     PolicyInvalid,
     PolicyViolation,
 )
+from protocol.report_data import ZERO_NONCE, report_data
 from protocol.upload import upload_digest_init
 from protocol.wire import encode_frame, pack, read_frame, unpack
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 from flask.testing import FlaskClient
 
-from attestation.report_data import report_data
+from protocol.report_data import report_data
 
 BUNDLE_KEYS = {"format", "mode", "simulated", "quote", "collateral", "enc_pub", "sig_pub",
                "policy", "policy_hash", "nonce", "simulation_root_ca"}
@@ -42,9 +42,9 @@ class FakePki:
 
 @pytest.fixture
 def fake_pki(monkeypatch: pytest.MonkeyPatch) -> type[FakePki]:
-    module = types.ModuleType("attestation.simulated")
+    module = types.ModuleType("attestation.insecure_simulation.pki")
     module.SimulationPki = FakePki  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "attestation.simulated", module)
+    monkeypatch.setitem(sys.modules, "attestation.insecure_simulation.pki", module)
     FakePki.instances = []
     return FakePki
 
@@ -99,7 +99,7 @@ def test_bad_nonce(client: FlaskClient, nonce: str) -> None:
 
 
 def test_with_the_real_simulation_pki(client: FlaskClient, state_dir: Path) -> None:
-    pytest.importorskip("attestation.simulated")
+    pytest.importorskip("attestation.insecure_simulation.pki")
     x509 = pytest.importorskip("cryptography.x509")
     bundle = client.get("/v1/attestation").get_json()
     assert bundle["simulated"] is True

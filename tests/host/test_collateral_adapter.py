@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from attestation import collateral as collateral_module
-from attestation.simulated import SimulationPki
+from attestation.insecure_simulation.pki import SimulationPki
+from attestation.verifier import collateral as collateral_module
 from host.collateral import COLLATERAL_DIR, PCCS_URL, clear_cache, collateral_for_quote
 from protocol.errors import AttestationError
 

@@ -33,8 +33,8 @@ from cleanroom.keys import PartyKeys
 from host import create_app, shutdown_app
 from host.errors import STATUS_BY_CODE
 from host.openapi import document, error_codes_for_status
+from protocol.crypto import QUERY_LABEL
 from protocol.policy import parse_policy
-from protocol.upload import QUERY_LABEL
 from protocol.wire import pack_document
 from tests.adversarial.kit import MarkedData, encrypt_csv
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from enclave import state_mount
+from enclave.state import mount as state_mount
 from manifests import check
 
 TEMPLATE = check.DEFAULT_TEMPLATE
@@ -67,8 +67,8 @@ def test_key_names_come_from_the_enclave() -> None:
 
 def test_rendered_manifest_shape() -> None:
     text = check.render(TEMPLATE, check.default_variables("sgx"))
-    assert '"file:attestation/verify.py"' not in text
-    assert '"file:attestation/simulated.py"' not in text
+    assert '"file:attestation/verifier/verify.py"' not in text
+    assert '"file:attestation/insecure_simulation/pki.py"' not in text
     assert "file:host/" not in text and "file:cleanroom/" not in text
     assert "loader.env.CLEANROOM_ENCLAVE_CONNECT = { passthrough = true }" in text
 
@@ -76,11 +76,11 @@ def test_rendered_manifest_shape() -> None:
 def test_tcb_files_are_exactly_trusted_sources() -> None:
     files = check.tcb_files()
     assert "enclave/__main__.py" in files
-    assert "enclave/state_mount.py" in files
+    assert "enclave/state/mount.py" in files
     assert all(f.endswith(".py") for f in files)
     assert not any(f.startswith(("host/", "cleanroom/", "tests/")) for f in files)
     assert not any(check.is_party_side(f) for f in files)
-    assert {"attestation/verify.py", "attestation/simulated.py"}.isdisjoint(files)
+    assert {"attestation/verifier/verify.py", "attestation/insecure_simulation/pki.py"}.isdisjoint(files)
 
 
 def test_cli_json_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,8 +190,8 @@ def test_broken_template(tmp_path: Path, finding_id: str) -> None:
         "host/__init__.py",
         "cleanroom/__init__.py",
         "tests/enclave/test_state_mount.py",
-        "attestation/verify.py",
-        "attestation/simulated.py",
+        "attestation/verifier/verify.py",
+        "attestation/insecure_simulation/pki.py",
         "attestation/__pycache__/verify.cpython-311.pyc",
         "demo-work/sim-pki/root-ca.key",  # need not exist: a key is refused by its name
         "policies/enclave-signing.pem",

@@ -11,14 +11,15 @@ import msgpack
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cleanroom.batch import encode_batch, rows_per_batch
 from cleanroom.keys import PartyKeys
 from cleanroom.upload_crypto import UploadEncryptor
-from enclave.dispatch import handle_frame
-from enclave.session import Session
+from enclave.requests.dispatch import handle_frame
+from enclave.requests.session import Session
+from protocol.batch import encode_batch, rows_per_batch
+from protocol.crypto import QUERY_LABEL
 from protocol.errors import error_from_wire
 from protocol.policy import Policy, parse_policy
-from protocol.upload import QUERY_LABEL, RECORD_HEADER
+from protocol.upload import RECORD_HEADER
 from protocol.wire import pack, pack_document, unpack, unpack_document
 
 

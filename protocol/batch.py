@@ -1,7 +1,7 @@
-"""Columnar upload batches: zero-copy decoding and growable column buffers.
+"""The columnar batch: the plaintext of one upload chunk, encoded by the party, decoded by the enclave.
 
-One batch is the plaintext of one AES-GCM chunk. Its layout (all little-endian) is declared once
-here and reused by the client's encoder (``cleanroom/batch.py``)::
+The layout (all little-endian) is declared once here, with both ends of it, so they cannot
+drift apart::
 
     b"CRB1" | u32 rows | u32 ncols | u32 reserved = 0
     then, per schema column in order, the raw column bytes zero-padded to a multiple of 8:
@@ -24,14 +24,17 @@ from protocol.errors import InvalidInput, ProtocolError
 
 __all__ = [
     "HEADER",
+    "ID_BYTES",
     "KIND_DTYPE",
     "KIND_WIDTH",
     "MAGIC",
-    "ColumnarTable",
+    "Schema",
     "batch_nbytes",
     "check_schema",
     "decode_batch",
+    "encode_batch",
     "padded",
+    "rows_per_batch",
 ]
 
 MAGIC = b"CRB1"
@@ -115,85 +118,50 @@ def _check_codes(name: str, codes: np.ndarray, dimension_sizes: Mapping[str, int
         raise InvalidInput(f"dimension column {name!r} holds a code outside its declared values")
 
 
-class ColumnarTable:
-    """Preallocated, growable column buffers for one dataset.
+def _as_column(values: np.ndarray, kind: str, name: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if kind == "id":
+        if arr.dtype.kind in "SV" and arr.dtype.itemsize == KIND_WIDTH["id"] and arr.ndim == 1:
+            arr = arr.view(np.uint8).reshape(-1, KIND_WIDTH["id"])
+        if arr.ndim != 2 or arr.shape[1] != KIND_WIDTH["id"] or arr.dtype != np.uint8:
+            raise InvalidInput(f"id column {name!r} must be (rows, 32) uint8 or 32-byte strings")
+        return arr
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise InvalidInput(f"column {name!r} must be a 1-D integer array")
+    target = KIND_DTYPE[kind]
+    info = np.iinfo(target)
+    if len(arr) and (int(arr.min()) < info.min or int(arr.max()) > info.max):
+        raise InvalidInput(f"column {name!r} does not fit its wire type")
+    return arr.astype(target, copy=False)
 
-    Capacity starts at ``capacity_hint`` (exact when the upload announces its row count) and
-    otherwise doubles, so appending n rows copies O(n) bytes in total, never O(n²). ``max_rows``
-    is the policy's hard limit; appending past it raises ``InvalidInput``.
-    """
 
-    def __init__(self, schema: Schema, *, capacity_hint: int = 0, max_rows: int) -> None:
-        check_schema(schema)
-        if max_rows < 0 or capacity_hint < 0:
-            raise InvalidInput("row limits must be non-negative")
-        self.schema: tuple[tuple[str, str], ...] = tuple((n, k) for n, k in schema)
-        self.max_rows = max_rows
-        self._rows = 0
-        self._cols: dict[str, np.ndarray] = {}
-        self._allocate(min(capacity_hint, max_rows))
+def encode_batch(columns: Mapping[str, np.ndarray], schema: Sequence[tuple[str, str]]) -> bytes:
+    """Pack one batch: header, then each column's little-endian bytes padded to 8 bytes."""
+    check_schema(schema)
+    cols = [_as_column(columns[name], kind, name) for name, kind in schema]
+    rows = len(cols[0])
+    if any(len(col) != rows for col in cols):
+        raise InvalidInput("all columns of a batch must have the same number of rows")
+    if rows >= 2**32:
+        raise InvalidInput("too many rows for one batch")
+    out = bytearray(batch_nbytes(schema, rows))  # zero-filled, so the padding is zeros
+    HEADER.pack_into(out, 0, MAGIC, rows, len(schema), 0)
+    offset = HEADER.size
+    for col in cols:
+        raw = memoryview(np.ascontiguousarray(col).reshape(-1).view(np.uint8))
+        out[offset : offset + len(raw)] = raw
+        offset += padded(len(raw))
+    return bytes(out)
 
-    def _allocate(self, capacity: int) -> None:
-        new: dict[str, np.ndarray] = {}
-        for name, kind in self.schema:
-            shape = (capacity, ID_BYTES) if kind == "id" else (capacity,)
-            new[name] = np.empty(shape, dtype=KIND_DTYPE[kind])
-            if name in self._cols:
-                new[name][: self._rows] = self._cols[name][: self._rows]
-        self._cols = new  # the old buffers are freed here, before the next growth step
 
-    @property
-    def rows(self) -> int:
-        return self._rows
-
-    @property
-    def capacity(self) -> int:
-        return len(self._cols[self.schema[0][0]])
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the allocated column buffers (capacity, not only filled rows)."""
-        return sum(col.nbytes for col in self._cols.values())
-
-    @property
-    def ids(self) -> np.ndarray:
-        """The filled ids as a C-contiguous (rows, 32) uint8 view."""
-        return self._cols[self.schema[0][0]][: self._rows]
-
-    def column(self, name: str) -> np.ndarray:
-        """The filled part of column ``name`` (a view, not a copy)."""
-        if name not in self._cols:
-            raise InvalidInput(f"no column {name!r} in this dataset")
-        return self._cols[name][: self._rows]
-
-    def append(self, batch: Mapping[str, np.ndarray]) -> None:
-        """Copy one decoded batch (from ``decode_batch``) into the buffers."""
-        n = len(batch[self.schema[0][0]])
-        for name, kind in self.schema:
-            col = batch[name]
-            shape = (n, ID_BYTES) if kind == "id" else (n,)
-            if col.shape != shape or col.dtype != KIND_DTYPE[kind]:
-                raise InvalidInput(f"column {name!r} does not match the schema")
-        if n > self.max_rows - self._rows:
-            raise InvalidInput("dataset exceeds the policy's row limit")
-        if self._rows + n > self.capacity:
-            self._allocate(min(self.max_rows, max(self._rows + n, 2 * self.capacity)))
-        for name, _ in self.schema:
-            self._cols[name][self._rows : self._rows + n] = batch[name]
-        self._rows += n
-
-    def truncate(self, rows: int) -> None:
-        """Forget every row from ``rows`` on (rolls back a failed upload; keeps the capacity)."""
-        if not 0 <= rows <= self._rows:
-            raise InvalidInput("cannot truncate beyond the filled rows")
-        self._rows = rows
-
-    def shrink_to_fit(self) -> None:
-        """Give back capacity far beyond the filled rows (an over-stated row hint, say).
-
-        Kept tables live for the whole collaboration, so a hint of max_rows for a small upload
-        must not reserve max_rows of enclave memory until the end. Costs one copy of the rows,
-        only when more than half of the capacity is unused.
-        """
-        if self.capacity > 2 * self._rows:
-            self._allocate(self._rows)
+def rows_per_batch(schema: Sequence[tuple[str, str]], max_bytes: int) -> int:
+    """The most rows whose encoded batch fits in ``max_bytes`` (at least 1 row must fit)."""
+    check_schema(schema)
+    row_width = sum(KIND_WIDTH[kind] for _, kind in schema)
+    rows = max(0, (max_bytes - HEADER.size) // row_width)
+    # Padding adds at most 7 bytes per column, so this loop runs at most a few times.
+    while rows > 0 and batch_nbytes(schema, rows) > max_bytes:
+        rows -= 1
+    if rows < 1:
+        raise InvalidInput("batch size limit is too small for one row")
+    return rows

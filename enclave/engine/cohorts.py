@@ -8,7 +8,7 @@ and its timing independent of which keys the data holds.
   distinct units reaches ``min_cohort_size``. This is post-processing of a DP output and costs
   no δ; the minimum size is defence in depth, not the protection.
 * ``private`` keys: a cohort is released only when its noisy distinct-unit count also reaches τ
-  (``enclave/threshold.py``), the partition-selection threshold at which a key held by a single
+  (``protocol/privacy/threshold.py``), the partition-selection threshold at which a key held by a single
   unit is released with probability ≤ δ/L0. With a public key universe this is still
   post-processing; τ and the δ charge keep the guarantee of private partition selection even
   when a policy's value list was itself compiled from one party's data, so declared but
@@ -24,8 +24,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from enclave import compute
-from enclave.columns import ColumnarTable
+from enclave.engine import compute
+from enclave.engine.columns import ColumnarTable
 from protocol.policy import ColumnRef, Dataset, Policy
 
 __all__ = ["Selection", "cohort_labels", "fixed_point_text", "row_cohorts"]

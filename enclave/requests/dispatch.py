@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from enclave.session import Reply, Session
+from enclave.requests.session import Reply, Session
 from protocol.errors import CleanroomError, ProtocolError
 from protocol.wire import MAX_FRAME_BYTES, Message, pack, unpack
 

@@ -15,16 +15,16 @@ dcap-qvl is imported when a verification runs, not when this module is.
 
 from __future__ import annotations
 
-from attestation.bundle import evaluate_bundle as evaluate_bundle
-from attestation.bundle import verify_bundle as verify_bundle
-from attestation.quote_checks import INTEL_ROOT_CA_SHA256 as INTEL_ROOT_CA_SHA256
-from attestation.quote_checks import check_quote, check_quote_arguments
-from attestation.verification_report import Check as Check
-from attestation.verification_report import ReportDraft
-from attestation.verification_report import VerificationReport as VerificationReport
-from attestation.verification_report import VerifiedEnclave as VerifiedEnclave
-from attestation.verifier_policy import TCB_STATUSES as TCB_STATUSES
-from attestation.verifier_policy import VerifierPolicy as VerifierPolicy
+from attestation.verifier.bundle import evaluate_bundle as evaluate_bundle
+from attestation.verifier.bundle import verify_bundle as verify_bundle
+from attestation.verifier.quote_checks import INTEL_ROOT_CA_SHA256 as INTEL_ROOT_CA_SHA256
+from attestation.verifier.quote_checks import check_quote, check_quote_arguments
+from attestation.verifier.verification_report import Check as Check
+from attestation.verifier.verification_report import ReportDraft
+from attestation.verifier.verification_report import VerificationReport as VerificationReport
+from attestation.verifier.verification_report import VerifiedEnclave as VerifiedEnclave
+from attestation.verifier.verifier_policy import TCB_STATUSES as TCB_STATUSES
+from attestation.verifier.verifier_policy import VerifierPolicy as VerifierPolicy
 from protocol.errors import CleanroomError
 
 __all__ = [
@@ -103,7 +103,7 @@ def verify_quote(
     PKI and is allowed only when ``policy.allow_simulation``.
 
     :raise AttestationError: the subclass names the first check that refused
-        (``attestation.quote_checks``).
+        (``attestation.verifier.quote_checks``).
     """
     report, error = _evaluate_quote(
         quote,

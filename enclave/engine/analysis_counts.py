@@ -20,27 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from enclave import compute
-from enclave.accounting import Statistic
-from enclave.analysis_base import Job, Output, bounded_keys_per_unit
-from enclave.cohorts import Selection, cohort_labels, fixed_point_text
-from protocol.policy import Analysis, Metric, Privacy
+from enclave.engine import compute
+from enclave.engine.analysis_base import Job, Output
+from enclave.engine.cohorts import Selection, cohort_labels, fixed_point_text
 
-__all__ = ["keys_per_unit", "run", "statistics"]
+__all__ = ["run"]
 
-
-keys_per_unit = bounded_keys_per_unit
-
-
-def statistics(analysis: Analysis, privacy: Privacy, metric: Metric | None,
-               n_cohorts: int) -> list[Statistic]:
-    k, linf = keys_per_unit(privacy, n_cohorts), privacy.max_rows_per_user
-    stats = [Statistic("users", n_cohorts, k, 1)]
-    if analysis.kind == "aggregate":
-        assert metric is not None
-        c = max(abs(metric.min), abs(metric.max))
-        stats += [Statistic("rows", n_cohorts, k, linf), Statistic("sum", n_cohorts, k, linf * c)]
-    return stats
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class EnclaveKeys:
         return self.signing.sign(label + body)
 
     def to_sealable(self) -> dict[str, bytes]:
-        """Raw private keys, only ever written through ``enclave.sealing``."""
+        """Raw private keys, only ever written through ``enclave.state.sealing``."""
         return {
             "encryption": self.encryption.private_bytes(**_RAW_PRIVATE),
             "signing": self.signing.private_bytes(**_RAW_PRIVATE),

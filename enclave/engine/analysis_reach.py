@@ -16,23 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from enclave import compute
-from enclave.accounting import Statistic
-from enclave.analysis_base import Job, Output, bounded_keys_per_unit
-from enclave.cohorts import Selection, cohort_labels
-from protocol.policy import Analysis, Metric, Privacy
+from enclave.engine import compute
+from enclave.engine.analysis_base import Job, Output
+from enclave.engine.cohorts import Selection, cohort_labels
 
-__all__ = ["keys_per_unit", "run", "statistics"]
+__all__ = ["run"]
 
-
-keys_per_unit = bounded_keys_per_unit
-
-
-def statistics(analysis: Analysis, privacy: Privacy, metric: Metric | None,
-               n_cohorts: int) -> list[Statistic]:
-    k, f = keys_per_unit(privacy, n_cohorts), analysis.max_frequency
-    assert f is not None
-    return [Statistic("reach", n_cohorts, k, 1), Statistic("frequency", n_cohorts * f, k, 1)]
 
 
 def run(job: Job, noisy: dict[str, list[int]], selection: Selection) -> Output:

@@ -2,7 +2,7 @@
 
 Collateral (TCB info, QE identity, CRLs and their issuer chains) is signed by Intel. Nothing here
 trusts it because of where it came from, whether a directory, a PCCS or the host's bundle: this
-module only finds it and keeps it; the verifier (dcap-qvl, via ``attestation.verify``) checks its
+module only finds it and keeps it; the verifier (dcap-qvl, via ``attestation.verifier.verify``) checks its
 signatures, its chain to the root and its validity window. That is why the cache hands out
 collateral it could not date, and collateral that has already expired, without judging it: the
 verifier refuses it (``collateral_expired``, ``quote_invalid``), and a refusal there is
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from attestation._values import intel_time
+from attestation.verifier.values import intel_time
 from protocol.errors import AttestationError, QuoteInvalid
 
 __all__ = [

@@ -22,12 +22,12 @@ import hashlib
 import hmac
 import json
 
-from attestation._values import check_now, intel_time
-from attestation.dcap_errors import COLLATERAL_TIME, SIGNATURE_CHAIN, classify_dcap_error
-from attestation.quote_layout import QuoteFields, parse_quote_fields
-from attestation.simulated import SIM_MR_ENCLAVE
-from attestation.verification_report import ReportDraft
-from attestation.verifier_policy import VerifierPolicy
+from attestation.insecure_simulation.pki import SIM_MR_ENCLAVE
+from attestation.verifier.dcap_errors import COLLATERAL_TIME, SIGNATURE_CHAIN, classify_dcap_error
+from attestation.verifier.quote_layout import QuoteFields, parse_quote_fields
+from attestation.verifier.values import check_now, intel_time
+from attestation.verifier.verification_report import ReportDraft
+from attestation.verifier.verifier_policy import VerifierPolicy
 from protocol.errors import (
     CollateralExpired,
     DebugEnclave,
@@ -110,7 +110,7 @@ def _check_simulation(draft: ReportDraft, policy: VerifierPolicy, root_ca_der: b
 def _dcap_verify(
     draft: ReportDraft, quote: bytes, collateral_json: str, now: int, root_ca_der: bytes | None
 ) -> None:
-    import dcap_qvl  # party side only; keeps `import attestation.verify` cheap elsewhere
+    import dcap_qvl  # party side only; keeps `import attestation.verifier.verify` cheap elsewhere
 
     try:
         collateral = dcap_qvl.QuoteCollateralV3.from_json(collateral_json)

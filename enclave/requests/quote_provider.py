@@ -13,8 +13,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
 
-from attestation.report_data import REPORT_DATA_SIZE
 from protocol.errors import AttestationError
+from protocol.report_data import REPORT_DATA_SIZE
 
 __all__ = ["DEFAULT_DEV_DIR", "Mode", "QuoteProvider"]
 

@@ -1,6 +1,6 @@
 """The noise source the enclave runs with: exact discrete Laplace and Gaussian from ``secrets``.
 
-Kept apart from ``enclave.analyses`` so tests can pass a source with no noise, and compare a
+Kept apart from ``enclave.engine.analyses`` so tests can pass a source with no noise, and compare a
 query with a plaintext reference computed independently.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from fractions import Fraction
 
-from enclave.noise import discrete_gaussian, discrete_laplace, noise_vector
+from enclave.engine.noise import discrete_gaussian, discrete_laplace, noise_vector
 
 __all__ = ["ExactNoise"]
 

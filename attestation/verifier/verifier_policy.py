@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attestation._values import hex32
+from attestation.verifier.values import hex32
 from protocol.errors import PolicyInvalid
 
 __all__ = ["TCB_STATUSES", "VerifierPolicy"]

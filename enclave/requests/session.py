@@ -18,16 +18,25 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from attestation.report_data import report_data as build_report_data
-from enclave import sealing
-from enclave.analyses import NoiseSource, run_query
-from enclave.audit import AuditHead, AuditLog
-from enclave.columns import ColumnarTable, decode_batch
-from enclave.envelope import HPKE_SUITE, UploadOpener, verify_party_signature
-from enclave.keys import EnclaveKeys
-from enclave.ledger import BudgetLedger
-from enclave.policy import authorize
-from enclave.replay import ReplayGuard
+from enclave.engine.analyses import NoiseSource, run_query
+from enclave.engine.columns import ColumnarTable
+from enclave.requests.authorization import authorize
+from enclave.requests.envelope import UploadOpener, verify_party_signature
+from enclave.state import sealing
+from enclave.state.audit import AuditHead, AuditLog
+from enclave.state.keys import EnclaveKeys
+from enclave.state.ledger import BudgetLedger
+from enclave.state.replay import ReplayGuard
+from protocol.batch import decode_batch
+from protocol.crypto import (
+    DELETE_LABEL,
+    DELETION_RECEIPT_LABEL,
+    HPKE_SUITE,
+    QUERY_LABEL,
+    RECEIPT_LABEL,
+    RESULT_LABEL,
+    result_hpke_info,
+)
 from protocol.errors import (
     CleanroomError,
     ConflictError,
@@ -38,14 +47,7 @@ from protocol.errors import (
     StateError,
 )
 from protocol.policy import Dataset, Policy, parse_policy
-from protocol.upload import (
-    DELETE_LABEL,
-    DELETION_RECEIPT_LABEL,
-    QUERY_LABEL,
-    RECEIPT_LABEL,
-    RESULT_LABEL,
-    result_hpke_info,
-)
+from protocol.report_data import report_data as build_report_data
 from protocol.wire import pack_document, unpack_document
 
 __all__ = ["MAX_UPLOADS_IN_PROGRESS", "Session"]

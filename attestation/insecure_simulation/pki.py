@@ -27,9 +27,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from attestation._sim_der import SGX_EXTENSION_OID, sgx_extension_der
-from attestation._sim_x509 import crl, intel_date, issue_cert, pem, raw_public_key, sign_raw
-from attestation.quote_layout import (
+from attestation.insecure_simulation.der import SGX_EXTENSION_OID, sgx_extension_der
+from attestation.insecure_simulation.x509 import crl, intel_date, issue_cert, pem, raw_public_key, sign_raw
+from attestation.verifier.quote_layout import (
     ATTRIBUTE_DEBUG,
     INTEL_QE_VENDOR_ID,
     REPORT_BODY_SIZE,
@@ -37,7 +37,7 @@ from attestation.quote_layout import (
     body_field,
     field,
 )
-from attestation.verifier_policy import TCB_STATUSES as ACCEPTABLE_TCB_STATUSES
+from attestation.verifier.verifier_policy import TCB_STATUSES as ACCEPTABLE_TCB_STATUSES
 
 __all__ = ["SIM_MR_ENCLAVE", "SIM_MR_SIGNER", "TCB_STATUSES", "SimulationPki"]
 

@@ -20,24 +20,13 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from enclave.accounting import Statistic
-from enclave.analysis_base import Job, Output
-from enclave.cohorts import Selection
-from protocol.policy import Analysis, Metric, Privacy
+from enclave.engine.analysis_base import Job, Output
+from enclave.engine.cohorts import Selection
 
-__all__ = ["keys_per_unit", "run", "statistics"]
+__all__ = ["run"]
 
 _ID_BYTES = 32
 _PAD_FLOOR = 1 << 16  # padding is always ≥ 64 KiB, so its msgpack header is always 5 bytes
-
-
-def keys_per_unit(privacy: Privacy, n_cohorts: int) -> int:
-    return 1
-
-
-def statistics(analysis: Analysis, privacy: Privacy, metric: Metric | None,
-               n_cohorts: int) -> list[Statistic]:
-    return [Statistic("cohort_size", 1, 1, 1)]
 
 
 def _in_cohort(job: Job, row_user_of: dict[str, np.ndarray], n_matched: int) -> np.ndarray:

@@ -4,14 +4,9 @@ Everything here is integer or ``Fraction`` arithmetic driven by a uniform-intege
 ``randbelow(n) -> int in [0, n)`` (default ``secrets.randbelow``; tests pass a fixed one). No
 float is ever formed, so the output set is exactly the integers (no Mironov porosity).
 
-Scales, derived from the sensitivities in ``enclave/compute.py``:
-
-* Pure ε, discrete Laplace P(x) ∝ exp(-|x|/t). For neighbours whose true answers differ by at
-  most Δ1 in L1 norm, the density ratio is exp((|x-a| - |x-b|)/t) ≤ exp(Δ1/t); so t = Δ1/ε
-  gives ε-DP (``laplace_scale``).
-* zCDP, discrete Gaussian P(x) ∝ exp(-x²/(2σ²)). CKS20 Thm. 4: adding it to an answer with L2
-  sensitivity Δ2 is ρ-zCDP with ρ = Δ2²/(2σ²); so σ² = Δ2²/(2ρ) (``gaussian_sigma2``). Δ2² is
-  passed squared so it stays an exact integer (Δ2 = √L0·Linf·C is not rational in general).
+The scales these samplers take (t for discrete Laplace, σ² for discrete Gaussian) and why they
+give the promised ε or ρ are derived in ``protocol/privacy/accounting.py``, which both the
+enclave and the party's ``policy lint`` run.
 """
 
 from __future__ import annotations
@@ -21,40 +16,17 @@ import secrets
 from collections.abc import Callable
 from fractions import Fraction
 
+from protocol.privacy.accounting import Rational, rational
+
 __all__ = [
     "bernoulli",
     "bernoulli_exp",
     "discrete_gaussian",
     "discrete_laplace",
-    "gaussian_sigma2",
-    "laplace_scale",
     "noise_vector",
 ]
 
 RandBelow = Callable[[int], int]
-Rational = Fraction | int | str
-
-
-def _rational(value: Rational) -> Fraction:
-    if isinstance(value, float) or not isinstance(value, Fraction | int | str):
-        raise TypeError("noise parameters must be int, Fraction or decimal string, never float")
-    return Fraction(value)
-
-
-def laplace_scale(l1_sensitivity: Rational, epsilon: Rational) -> Fraction:
-    """t = Δ1/ε for pure ε-DP."""
-    eps = _rational(epsilon)
-    if eps <= 0:
-        raise ValueError("epsilon must be positive")
-    return _rational(l1_sensitivity) / eps
-
-
-def gaussian_sigma2(l2_sensitivity_sq: Rational, rho: Rational) -> Fraction:
-    """σ² = Δ2²/(2ρ) for ρ-zCDP."""
-    r = _rational(rho)
-    if r <= 0:
-        raise ValueError("rho must be positive")
-    return _rational(l2_sensitivity_sq) / (2 * r)
 
 
 def bernoulli(p: Fraction, randbelow: RandBelow = secrets.randbelow) -> bool:
@@ -72,7 +44,7 @@ def _bernoulli_exp_unit(gamma: Fraction, randbelow: RandBelow) -> bool:
 
 def bernoulli_exp(gamma: Rational, randbelow: RandBelow = secrets.randbelow) -> bool:
     """True with probability exactly exp(-γ), for rational γ >= 0 (e^-γ = (e^-1)^⌊γ⌋·e^-frac)."""
-    g = _rational(gamma)
+    g = rational(gamma)
     if g < 0:
         raise ValueError("gamma must be non-negative")
     for _ in range(g.numerator // g.denominator):
@@ -103,7 +75,7 @@ def discrete_laplace(scale: Rational, randbelow: RandBelow = secrets.randbelow) 
     Y = ⌊X/s⌋ of X ~ Geometric(exp(-1/t)) is Geometric(exp(-s/t)); a random sign, rejecting
     "-0" so that 0 is not counted twice, makes it two-sided.
     """
-    sc = _rational(scale)
+    sc = rational(scale)
     if sc <= 0:
         raise ValueError("scale must be positive")
     t, s = sc.numerator, sc.denominator
@@ -120,7 +92,7 @@ def discrete_gaussian(sigma2: Rational, randbelow: RandBelow = secrets.randbelow
     Rejection from discrete Laplace of integer scale t = ⌊σ⌋ + 1: accept Y with probability
     exp(-(|Y| - σ²/t)² / (2σ²)), which turns e^(-|y|/t) into e^(-y²/(2σ²)) up to a constant.
     """
-    s2 = _rational(sigma2)
+    s2 = rational(sigma2)
     if s2 <= 0:
         raise ValueError("sigma2 must be positive")
     t = math.isqrt(s2.numerator // s2.denominator) + 1  # ⌊σ⌋ + 1, as ⌊√⌊x⌋⌋ = ⌊√x⌋

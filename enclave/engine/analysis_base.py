@@ -1,12 +1,11 @@
-"""What every analysis module receives and returns (``enclave/analyses.py`` drives them).
+"""What every analysis module receives and returns (``enclave/engine/analyses.py`` drives them).
 
 An analysis module (``analysis_counts``, ``analysis_reach``, ``analysis_attribution``,
-``analysis_activation``) has three functions, none of which sees noise before it is drawn:
+``analysis_activation``) has one function, which never sees noise before it is drawn:
 
-* ``statistics(analysis, privacy, metric, n_cohorts)``: the released vectors and what one unit
-  can change in them, from the policy only (the lint uses it too);
-* ``keys_per_unit(privacy, n_cohorts)``: how many thresholded cohort keys one unit can hold;
-* ``run(job, noisy, selection)``: read the data, add the pre-drawn noise, apply the release rule.
+``run(job, noisy, selection)``: read the data, add the pre-drawn noise, apply the release rule.
+What one unit can change in each released vector is derived from the policy alone, without
+data, in ``protocol/privacy/statistics.py`` (the party's lint runs it too).
 """
 
 from __future__ import annotations
@@ -17,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from enclave import compute
-from enclave.cohorts import row_cohorts
-from enclave.columns import ColumnarTable
-from enclave.policy import QueryPlan
+from enclave.engine import compute
+from enclave.engine.cohorts import row_cohorts
+from enclave.engine.columns import ColumnarTable
+from enclave.requests.authorization import QueryPlan
 from protocol.policy import Policy, Privacy
 
-__all__ = ["BoundedRows", "Job", "Output", "bounded_keys_per_unit"]
+__all__ = ["BoundedRows", "Job", "Output"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,3 @@ class Output:
     suppressed: int
     metadata: dict[str, Any] = field(default_factory=dict)
 
-
-def bounded_keys_per_unit(privacy: Privacy, n_cohorts: int) -> int:
-    """A unit holds at most L0 cohorts of a query, and never more cohorts than exist."""
-    return min(privacy.max_cohorts_per_user, n_cohorts)

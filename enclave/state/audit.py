@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from protocol.audit import GENESIS, AuditHead, entry_hash
-from protocol.upload import AUDIT_LABEL
+from protocol.crypto import AUDIT_LABEL
 from protocol.wire import pack_document
 
 __all__ = ["AuditLog"]

@@ -9,7 +9,7 @@ the policy's contribution bounds and clamps (reference/differential-privacy.md �
 
 A query's charge (ε in pure mode, ρ in zCDP mode) is split evenly over its statistics; both
 compose by addition (sequential composition; zCDP: Bun–Steinke 2016 Lemma 2.3), so the query
-costs exactly its charge. Each statistic then gets (``enclave/noise.py`` has the proofs):
+costs exactly its charge. Each statistic then gets (proofs at ``laplace_scale``, ``gaussian_sigma2``):
 
 * pure:  discrete Laplace, t  = Δ1 / ε_share        -> ε_share-DP
 * zcdp:  discrete Gaussian, σ² = Δ2² / (2·ρ_share)  -> ρ_share-zCDP
@@ -23,19 +23,53 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, localcontext
 from fractions import Fraction
 
-from enclave.noise import gaussian_sigma2, laplace_scale
-
 __all__ = [
     "MECHANISMS",
     "Calibrated",
+    "Rational",
     "Statistic",
     "bun_steinke_epsilon",
     "calibrate",
     "decimal_text",
+    "gaussian_sigma2",
+    "laplace_scale",
+    "rational",
 ]
 
+Rational = Fraction | int | str
 MECHANISMS = {"pure": "discrete_laplace", "zcdp": "discrete_gaussian"}
 _PRECISION = 60
+
+
+def rational(value: Rational) -> Fraction:
+    if isinstance(value, float) or not isinstance(value, Fraction | int | str):
+        raise TypeError("noise parameters must be int, Fraction or decimal string, never float")
+    return Fraction(value)
+
+
+def laplace_scale(l1_sensitivity: Rational, epsilon: Rational) -> Fraction:
+    """t = Δ1/ε for pure ε-DP.
+
+    Discrete Laplace P(x) ∝ exp(-|x|/t): for neighbours whose true answers differ by at most Δ1
+    in L1 norm, the density ratio is exp((|x-a| - |x-b|)/t) ≤ exp(Δ1/t), so t = Δ1/ε is ε-DP.
+    """
+    eps = rational(epsilon)
+    if eps <= 0:
+        raise ValueError("epsilon must be positive")
+    return rational(l1_sensitivity) / eps
+
+
+def gaussian_sigma2(l2_sensitivity_sq: Rational, rho: Rational) -> Fraction:
+    """σ² = Δ2²/(2ρ) for ρ-zCDP.
+
+    Discrete Gaussian P(x) ∝ exp(-x²/(2σ²)); CKS20 Thm. 4: adding it to an answer with L2
+    sensitivity Δ2 is ρ-zCDP with ρ = Δ2²/(2σ²). Δ2² is passed squared so it stays an exact
+    integer (Δ2 = √L0·Linf·C is not rational in general).
+    """
+    r = rational(rho)
+    if r <= 0:
+        raise ValueError("rho must be positive")
+    return rational(l2_sensitivity_sq) / (2 * r)
 
 
 @dataclass(frozen=True)

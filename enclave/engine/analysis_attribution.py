@@ -24,26 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from enclave import compute
-from enclave.accounting import Statistic
-from enclave.analysis_base import Job, Output, bounded_keys_per_unit
-from enclave.cohorts import Selection, cohort_labels, fixed_point_text, row_cohorts
-from protocol.policy import Analysis, Metric, Privacy
+from enclave.engine import compute
+from enclave.engine.analysis_base import Job, Output
+from enclave.engine.cohorts import Selection, cohort_labels, fixed_point_text, row_cohorts
 
-__all__ = ["keys_per_unit", "run", "statistics"]
+__all__ = ["run"]
 
-
-keys_per_unit = bounded_keys_per_unit
-
-
-def statistics(analysis: Analysis, privacy: Privacy, metric: Metric | None,
-               n_cohorts: int) -> list[Statistic]:
-    assert metric is not None
-    k, linf = keys_per_unit(privacy, n_cohorts) + 1, privacy.max_rows_per_user
-    c = max(abs(metric.min), abs(metric.max))
-    cells = n_cohorts + 1
-    return [Statistic("converters", cells, k, 1), Statistic("conversions", cells, k, linf),
-            Statistic("value", cells, k, linf * c)]
 
 
 def _exposed_units(job: Job, match: compute.UserMatch, exposure_user: np.ndarray,

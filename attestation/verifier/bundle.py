@@ -1,7 +1,7 @@
 """Party side: parse the host's attestation bundle and verify the enclave behind it.
 
 The bundle (docs/api-contract.md, ``GET /v1/attestation``) is untrusted JSON from the host. On
-top of the quote checks (``attestation.quote_checks``) it must bind the enclave's keys, the
+top of the quote checks (``attestation.verifier.quote_checks``) it must bind the enclave's keys, the
 agreed collaboration policy and the party's fresh nonce into REPORTDATA.
 """
 
@@ -14,11 +14,10 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from attestation._values import check_now, hex32
-from attestation.quote_checks import check_quote
-from attestation.report_data import report_data as compute_report_data
-from attestation.verification_report import ReportDraft, VerificationReport, VerifiedEnclave
-from attestation.verifier_policy import VerifierPolicy
+from attestation.verifier.quote_checks import check_quote
+from attestation.verifier.values import check_now, hex32
+from attestation.verifier.verification_report import ReportDraft, VerificationReport, VerifiedEnclave
+from attestation.verifier.verifier_policy import VerifierPolicy
 from protocol.errors import (
     CleanroomError,
     PolicyMismatch,
@@ -26,6 +25,7 @@ from protocol.errors import (
     SimulationNotAllowed,
     StaleNonce,
 )
+from protocol.report_data import report_data as compute_report_data
 
 __all__ = ["evaluate_bundle", "verify_bundle"]
 

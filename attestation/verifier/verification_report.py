@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
-from attestation.quote_layout import QuoteFields
+from attestation.verifier.quote_layout import QuoteFields
 from protocol.errors import CleanroomError
 
 __all__ = ["Check", "ReportDraft", "VerificationReport", "VerifiedEnclave"]

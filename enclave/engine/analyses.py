@@ -2,15 +2,16 @@
 
 Order matters for privacy, and this module owns it:
 
-1. everything about privacy is fixed from the policy and the query alone (``privacy_plan``):
+1. everything about privacy is fixed from the policy and the query alone
+   (``protocol/privacy/plan.py``):
    the statistics, their sensitivities, the exact noise parameters and τ;
 2. the overflow bound is proven before any data is read (``compute.check_no_overflow``);
 3. the noise for every cell is drawn before any data is read: how much is drawn depends only
    on the public shape, never on which cohorts the data holds;
 4. the analysis module reads the data, bounds contributions per unit after the join, adds the
-   noise and applies the release rule (``enclave/cohorts.py``);
+   noise and applies the release rule (``enclave/engine/cohorts.py``);
 5. the result, or an error, leaves only at a deadline that depends on the public shape alone
-   (``enclave/release_timing.py``).
+   (``enclave/engine/release_timing.py``).
 
 The ledger has already been debited by the session (check and debit in one step) before this
 runs. Each analysis module's first statistic is its distinct-unit count: the one τ applies to.
@@ -25,23 +26,17 @@ from fractions import Fraction
 from types import ModuleType
 from typing import Any, Protocol
 
-from enclave import (
-    analysis_activation,
-    analysis_attribution,
-    analysis_counts,
-    analysis_reach,
-    compute,
-)
-from enclave.accounting import MECHANISMS, Calibrated, bun_steinke_epsilon, calibrate, decimal_text
-from enclave.analysis_base import Job, Output
-from enclave.cohorts import Selection
-from enclave.columns import ColumnarTable
-from enclave.policy import QueryPlan
-from enclave.release_timing import release_deadline, wait_for_release
-from enclave.threshold import release_threshold
-from protocol.policy import Analysis, Metric, Policy, Privacy
+from enclave.engine import analysis_activation, analysis_attribution, analysis_counts, analysis_reach, compute
+from enclave.engine.analysis_base import Job, Output
+from enclave.engine.cohorts import Selection
+from enclave.engine.columns import ColumnarTable
+from enclave.engine.release_timing import release_deadline, wait_for_release
+from enclave.requests.authorization import QueryPlan
+from protocol.policy import Policy
+from protocol.privacy.accounting import Calibrated, bun_steinke_epsilon, decimal_text
+from protocol.privacy.plan import PrivacyPlan, privacy_plan
 
-__all__ = ["NoiseSource", "PrivacyPlan", "Release", "privacy_plan", "run_query"]
+__all__ = ["NoiseSource", "Release", "run_query"]
 
 ANALYSIS_MODULES: dict[str, ModuleType] = {
     "overlap": analysis_counts,
@@ -65,38 +60,6 @@ class Release:
     columns: list[str]
     rows: list[list[Any]]
     privacy: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class PrivacyPlan:
-    """Everything about a query's privacy, derived from the policy without data."""
-
-    mode: str
-    mechanism: str
-    charge: Fraction  # ε (pure) or ρ (zcdp), debited from every protected dataset
-    calibrated: list[Calibrated]
-    keys_per_unit: int
-    tau: int | None  # private cohort keys only
-    delta: Fraction  # δ of the selection (0 for public keys)
-
-    @property
-    def cells(self) -> int:
-        return sum(c.statistic.length for c in self.calibrated)
-
-
-def privacy_plan(analysis: Analysis, privacy: Privacy, metric: Metric | None, n_cohorts: int,
-                 *, private: bool) -> PrivacyPlan:
-    """Statistics, exact noise parameters and τ of one query shape (also used by the lint)."""
-    module = ANALYSIS_MODULES[analysis.kind]
-    stats = module.statistics(analysis, privacy, metric, n_cohorts)
-    calibrated = calibrate(stats, privacy.mode, analysis.cost)
-    keys = module.keys_per_unit(privacy, n_cohorts)
-    tau = None
-    if private:
-        selected = calibrated[0]
-        tau = release_threshold(selected.mechanism, selected.scale, keys, privacy.delta)
-    return PrivacyPlan(privacy.mode, MECHANISMS[privacy.mode], analysis.cost, calibrated, keys, tau,
-                       privacy.delta if private else Fraction(0))
 
 
 def _draw(noise: NoiseSource, c: Calibrated) -> list[int]:

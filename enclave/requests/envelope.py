@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from enclave.keys import EnclaveKeys
+from enclave.state.keys import EnclaveKeys
+from protocol.crypto import DATA_KEY_BYTES, HPKE_SUITE, UPLOAD_HEADER_LABEL, upload_key_hpke_info
 from protocol.errors import (
     AuthenticationFailed,
     DecryptionFailed,
@@ -26,18 +26,14 @@ from protocol.policy import Dataset, Policy
 from protocol.upload import (
     CHUNK_MAX_PLAINTEXT,
     CHUNK_MIN_PLAINTEXT,
-    DATA_KEY_BYTES,
-    UPLOAD_HEADER_LABEL,
     chunk_aad,
     chunk_nonce,
-    hpke_info,
     upload_digest_init,
 )
 from protocol.wire import unpack_document
 
-__all__ = ["HPKE_SUITE", "UploadOpener", "verify_party_signature"]
+__all__ = ["UploadOpener", "verify_party_signature"]
 
-HPKE_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _TAG_BYTES = 16
 
 
@@ -63,7 +59,7 @@ class UploadOpener:
         self.dataset: Dataset = _dataset_for(policy, header)
         self._chunk_size = header["chunk_size"]
         self._header_bytes = header_bytes
-        info = hpke_info(policy.collaboration_id, policy.hash, header["party"], header["dataset"])
+        info = upload_key_hpke_info(policy.collaboration_id, policy.hash, header["party"], header["dataset"])
         try:
             data_key = HPKE_SUITE.decrypt(header["hpke_enc"], keys.encryption, info=info)
         except Exception:  # every unwrap failure is the same answer, whatever its cause
