@@ -1,6 +1,6 @@
 # Gramine targets for the enclave. The top-level Makefile does `include manifests/gramine.mk`
 # and provides $(VENV)/.stamp (the dev venv). Run everything from the project root: the manifest
-# trusts enclave/, protocol/ and attestation/ by paths relative to the working directory.
+# trusts enclave/ and protocol/ (the TCB) by paths relative to the working directory.
 #
 #   make enclave-venv          minimal venv for the enclave (numpy, cryptography, msgpack only)
 #   make gramine-check         render + check the manifest for sgx and direct, without Gramine
@@ -25,6 +25,8 @@ GRAMINE_DEBUG := $(if $(filter 1,$(DEBUG)),true,false)
 GRAMINE_LOG_LEVEL := $(if $(filter 1,$(DEBUG)),debug,error)
 
 MANIFEST_TEMPLATE := manifests/cleanroom-enclave.manifest.template
+# The trusted code base: the template trusts every .py under these folders (and nothing else).
+TCB_DIRS := enclave protocol
 GRAMINE_BUILD ?= build/gramine
 # gramine-direct/gramine-sgx take this path minus the .manifest(.sgx) suffix.
 GRAMINE_APP = $(GRAMINE_BUILD)/$(1)/cleanroom-enclave
@@ -107,9 +109,10 @@ $(ENCLAVE_VENV)/.stamp: requirements/enclave.txt | $(VENV)/.stamp
 
 # The project's byte-code is checked-hash: CPython verifies it against the (also trusted) source
 # on every import, instead of trusting an mtime the host controls. -f rewrites stale files.
+# Only the TCB folders: nothing else of the repository is trusted, so nothing else loads inside.
 enclave-pyc: | $(VENV)/.stamp
 	$(if $(wildcard $(ENCLAVE_PYTHON)),$(ENCLAVE_PYTHON),$(PYTHON)) -m compileall -q -f \
-		--invalidation-mode checked-hash enclave protocol attestation
+		--invalidation-mode checked-hash $(TCB_DIRS)
 
 # Works without Gramine: stand-in renderer + checks, for both profiles.
 gramine-check: enclave-pyc | $(VENV)/.stamp
