@@ -310,13 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-hint", action="store_true",
                         help="the parties send no rows_hint (it is optional for them)")
     parser.add_argument("--no-tune", action="store_true",
-                        help="keep NumPy/glibc defaults (see benchmarks/run.py)")
+                        help="keep NumPy/glibc defaults (see benchmarks/tuning.py)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be positive")
     from benchmarks.datagen import generate
-    from benchmarks.run import retune
+    from benchmarks.tuning import retune
 
     retune(argv, "benchmarks.enclave_ingest")
     parties = generate(args.rows)

@@ -1,6 +1,6 @@
 """SIMULATION ONLY: a tiny DER encoder, just enough for Intel's SGX PCK certificate extension.
 
-``cryptography`` cannot build this extension, so ``simulated`` writes its DER by hand. Host side;
+``cryptography`` cannot build this extension, so ``hierarchy`` writes its DER by hand. Host side;
 never loaded in the enclave.
 """
 

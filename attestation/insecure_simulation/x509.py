@@ -1,6 +1,6 @@
 """SIMULATION ONLY: certificates, CRLs and SGX-style signatures for the simulation DCAP PKI.
 
-Shaped like Intel's (reference/dcap-attestation.md §6) so dcap-qvl's own checks pass. Host side;
+Shaped like Intel's (docs/verifying.md) so dcap-qvl's own checks pass. Host side;
 never loaded in the enclave.
 """
 

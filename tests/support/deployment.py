@@ -1,10 +1,16 @@
-"""A real deployment on loopback for tests: `python -m host.cli serve` (gunicorn) and its enclave.
+"""The one real-host harness: `python -m host.cli serve` (gunicorn) and its enclave, on loopback.
 
-Nothing is faked: the host is the production CLI in a child process, and it starts the real
-`python -m enclave` in simulation mode as its own child. Tests reach it over HTTP only, find the
-enclave by the state directory in its environment (so they can SIGKILL it, as a crash or a
-hostile host would), and may stop and start the host on the same state directory to exercise the
-replay after a restart. Every wait has a timeout; ``stop`` always reaps the host.
+Used by the end-to-end and adversarial tests and by the benchmarks (``benchmarks/http_path.py``,
+``benchmarks/soak.py``). Nothing is faked: the host is the production CLI in a child process,
+and it starts the real `python -m enclave` in simulation mode as its own child. Callers reach it
+over HTTP only, find the enclave by the state directory in its environment (so they can SIGKILL
+it, as a crash or a hostile host would), and may stop and start the host on the same state
+directory to exercise the replay after a restart. Every wait has a timeout; ``stop`` always
+reaps the host and any enclave it left behind. Failures raise ``HostError``.
+
+Layout of ``work``: ``policy.toml`` (written here), ``host-state/`` (the host's state directory),
+``host.log`` (the host's stdout and stderr: truncated on the first start, appended across
+restarts).
 """
 
 from __future__ import annotations
@@ -20,15 +26,21 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from typing import IO, Any
 
 from cleanroom.audit import HeadStore
 from cleanroom.client import Client
 
-__all__ = ["ROOT", "HostDeployment", "HttpReply", "enclave_pids", "free_port", "http"]
+__all__ = ["ROOT", "HostDeployment", "HostError", "HttpReply", "enclave_pids", "free_port", "http"]
 
 ROOT = Path(__file__).resolve().parents[2]
+_POLL_S = 0.05  # health and process polling; soak recovery times are measured with it
+
+
+class HostError(RuntimeError):
+    """The host did not start or come back in time, exited, or its enclave is not as expected."""
 
 
 def free_port() -> int:
@@ -93,9 +105,15 @@ def http(url: str, method: str = "GET", body: bytes | None = None,
 
 
 class HostDeployment:
-    """One host (and so one enclave) serving ``policy_bytes`` from ``work/host-state``."""
+    """One host (and so one enclave) serving ``policy_bytes`` from ``work/host-state``.
 
-    def __init__(self, work: Path, policy_bytes: bytes, *, threads: int = 4,
+    ``threads`` and ``log_level`` become ``--threads`` and ``--log-level`` (None: the CLI's
+    default); ``enclave_command`` becomes ``--enclave-command`` (None: the real enclave);
+    ``env`` is added to this process's environment, which the host and its enclave inherit.
+    """
+
+    def __init__(self, work: Path, policy_bytes: bytes, *, threads: int | None = 4,
+                 log_level: str | None = None, enclave_command: str | None = None,
                  env: dict[str, str] | None = None) -> None:
         self.work = work
         self.policy_bytes = policy_bytes
@@ -104,10 +122,13 @@ class HostDeployment:
         self.state = work / "host-state"
         self.log_path = work / "host.log"
         self.threads = threads
+        self.log_level = log_level
+        self.enclave_command = enclave_command
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self._log: IO[bytes] | None = None
+        self._started = False
         self.responses: list[bytes] = []  # every body seen by `request`, for leak checks
 
     # lifecycle
@@ -122,24 +143,42 @@ class HostDeployment:
         # collaboration id, which a shared store would rightly refuse as a reset enclave.
         return Client(self.url, timeout=60, head_store=HeadStore(self.work / "audit-heads"))
 
-    def start(self, timeout: float = 60) -> None:
+    @property
+    def pid(self) -> int:
+        """The gunicorn master's pid."""
+        if self.process is None:
+            raise HostError("not started")
+        return self.process.pid
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "host.cli", "serve", "--policy", str(self.policy_path),
+                   "--state-dir", str(self.state), "--bind", f"127.0.0.1:{self.port}"]
+        if self.threads is not None:
+            command += ["--threads", str(self.threads)]
+        if self.log_level is not None:
+            command += ["--log-level", self.log_level]
+        if self.enclave_command is not None:
+            command += ["--enclave-command", self.enclave_command]
+        return command
+
+    def start(self, timeout: float = 60) -> float:
+        """Start the host and wait until it is healthy; returns the seconds that took."""
         if self.process is not None:
-            raise RuntimeError("already started")
+            raise HostError("already started")
+        started = time.monotonic()
         # Same port across restarts, so a party's client (and its base URL) outlives the host.
         self.port = self.port or free_port()
         # Appended across restarts: the whole history is what leak checks read.
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "host.cli", "serve", "--policy", str(self.policy_path),
-             "--state-dir", str(self.state), "--bind", f"127.0.0.1:{self.port}",
-             "--threads", str(self.threads)],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
-        )
+        self._log = self.log_path.open("ab" if self._started else "wb")
+        self._started = True
+        self.process = subprocess.Popen(self.command(), cwd=ROOT, stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=self.env)
         try:
             self.wait_until_healthy(timeout)
         except BaseException:
             self.stop()
             raise
+        return time.monotonic() - started
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM (gunicorn stops the enclave in order), SIGKILL if it hangs; always reaps."""
@@ -167,29 +206,39 @@ class HostDeployment:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def restart(self, timeout: float = 60) -> None:
+    def restart(self, timeout: float = 60) -> float:
         self.stop()
-        self.start(timeout)
+        return self.start(timeout)
 
-    def wait_until_healthy(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def healthy(self) -> bool:
+        try:
+            return http(self.url + "/v1/health", timeout=5).status == 200
+        except (OSError, HTTPException):  # not listening (yet), or the connection dropped
+            return False
+
+    def wait_until_healthy(self, timeout: float = 60) -> float:
+        """Poll ``/v1/health`` until it answers 200; returns the seconds that took."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
             if self.process is None or self.process.poll() is not None:
-                raise AssertionError("host exited during start-up; see " + str(self.log_path))
-            try:
-                if http(self.url + "/v1/health", timeout=5).status == 200:
-                    return
-            except OSError:  # not listening yet
-                pass
-            time.sleep(0.1)
-        raise AssertionError("host did not become healthy in time")
+                raise HostError(f"the host exited; last log lines:\n  {self._log_tail()}")
+            if self.healthy():
+                return time.monotonic() - start
+            time.sleep(_POLL_S)
+        raise HostError(f"the host was not healthy after {timeout:g} s (see {self.log_path})")
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n  ".join(self.log_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     # the enclave
 
     def enclave_pid(self) -> int:
         pids = enclave_pids(self.state)
         if len(pids) != 1:
-            raise AssertionError(f"expected one enclave process, found {len(pids)}")
+            raise HostError(f"expected one enclave process, found {len(pids)}")
         return pids[0]
 
     def kill_enclave(self, timeout: float = 30) -> int:
@@ -199,8 +248,8 @@ class HostDeployment:
         deadline = time.monotonic() + timeout
         while pid in enclave_pids(self.state):
             if time.monotonic() > deadline:
-                raise AssertionError("killed enclave did not go away")
-            time.sleep(0.05)
+                raise HostError("the killed enclave did not go away")
+            time.sleep(0.02)
         return pid
 
     # HTTP

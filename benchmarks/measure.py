@@ -1,0 +1,65 @@
+"""How the in-process benchmarks time and weigh a run: medians, sampled RSS growth, the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["cpu_model", "median_time", "peak_rss_growth"]
+
+
+def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any]:
+    """Run ``fn`` ``repeat`` times: (median seconds, every run's seconds, the last result)."""
+    times, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, out
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_growth(fn: Callable[[], Any]) -> int | None:
+    """Growth of resident memory while ``fn`` ran, sampled every millisecond by a thread.
+
+    VmHWM is not used: the kernel updates it lazily, so it misses short-lived peaks. Under the
+    tuned glibc settings freed NumPy memory stays resident, so this under-counts the core.
+    """
+    try:
+        before = _resident_bytes()
+    except (OSError, ValueError):
+        return None
+    peak, done = [before], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.001):
+            peak[0] = max(peak[0], _resident_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak[0], _resident_bytes()) - before
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
