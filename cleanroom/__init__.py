@@ -2,25 +2,29 @@
 
 A party verifies the enclave's attestation, pins its keys, encrypts its dataset to them, runs
 the analyses the policy allows and checks every signed receipt and result. Nothing here trusts
-the host. ``attestation.verifier.verify`` (and dcap-qvl) is imported only when a verification runs.
+the host. Every path that trusts an enclave key verifies it with
+``cleanroom.enclave_verification.evaluate_enclave``. ``attestation.verifier.verify`` (and
+dcap-qvl) is imported only when a verification runs. See README.md in this folder.
 """
 
 from cleanroom.client import Client as Client
 from cleanroom.client import UploadProgress as UploadProgress
+from cleanroom.enclave_verification import evaluate_enclave as evaluate_enclave
 from cleanroom.identifiers import hash_identifiers as hash_identifiers
 from cleanroom.identifiers import normalizer as normalizer
 from cleanroom.keys import PartyKeys as PartyKeys
 from cleanroom.keys import PublicKeys as PublicKeys
 from cleanroom.keys import bind_keys_into_policy as bind_keys_into_policy
 from cleanroom.keys import load_public as load_public
-from cleanroom.results import Receipt as Receipt
-from cleanroom.results import Result as Result
-from cleanroom.results import check_saved_result as check_saved_result
-from cleanroom.results import open_result as open_result
-from cleanroom.results import render_table as render_table
-from cleanroom.results import save_result as save_result
-from cleanroom.results import verify_receipt as verify_receipt
-from cleanroom.results import verify_signed_result as verify_signed_result
+from cleanroom.offline_check import check_audit_download as check_audit_download
+from cleanroom.offline_check import check_saved_result as check_saved_result
+from cleanroom.receipts import Receipt as Receipt
+from cleanroom.receipts import verify_receipt as verify_receipt
+from cleanroom.result_display import render_table as render_table
+from cleanroom.result_files import save_result as save_result
+from cleanroom.result_open import Result as Result
+from cleanroom.result_open import open_result as open_result
+from cleanroom.result_open import verify_signed_result as verify_signed_result
 from cleanroom.tables import open_table as open_table
 from cleanroom.tables import read_all as read_all
 from cleanroom.upload_crypto import UploadEncryptor as UploadEncryptor
@@ -34,7 +38,9 @@ __all__ = [
     "UploadEncryptor",
     "UploadProgress",
     "bind_keys_into_policy",
+    "check_audit_download",
     "check_saved_result",
+    "evaluate_enclave",
     "hash_identifiers",
     "load_public",
     "normalizer",

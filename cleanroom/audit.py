@@ -5,6 +5,8 @@ has seen (``HeadStore``). A later receipt or result whose head is older (a lower
 number), or that disagrees at the same sequence number (a fork), or that comes from a different
 enclave key for the same collaboration, means the host restored or replaced the enclave's
 sealed state — which is how a privacy budget would be silently reset. All three are refused.
+A whole downloaded log (``verify_complete_log``) must also reach the head this party last saw:
+the log alone cannot show that entries were cut off its end.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from protocol.crypto import AUDIT_LABEL
 from protocol.errors import AuthenticationFailed, ProtocolError, RollbackDetected, StateError
 from protocol.wire import unpack_document
 
-__all__ = ["AuditHead", "HeadStore", "check_on_chain", "default_head_store", "verify_audit_log"]
+__all__ = [
+    "AuditHead",
+    "HeadStore",
+    "check_on_chain",
+    "default_head_store",
+    "verify_audit_log",
+    "verify_complete_log",
+]
+
 
 def verify_audit_log(entries: Iterable[bytes], sig_pub: bytes, collaboration_id: str,
                      start: AuditHead | None = None) -> tuple[AuditHead, list[dict[str, Any]]]:
@@ -52,6 +62,26 @@ def verify_audit_log(entries: Iterable[bytes], sig_pub: bytes, collaboration_id:
             raise AuthenticationFailed(f"the audit chain breaks at entry {head.seq + 1}")
         head = AuditHead(body["seq"], entry_hash(signed["body"]))
         bodies.append(body)
+    return head, bodies
+
+
+def verify_complete_log(entries: list[bytes], sig_pub: bytes, collaboration_id: str,
+                        seen: AuditHead | None) -> tuple[AuditHead, list[dict[str, Any]]]:
+    """Check a whole log (``verify_audit_log``) and that it holds ``seen``, the head this party saw.
+
+    Returns the last head and the entries' bodies. ``seen`` None (this party remembers no head
+    for the collaboration) means a log cut short at its end cannot be detected.
+
+    :raise AuthenticationFailed: as ``verify_audit_log``.
+    :raise RollbackDetected: the log ends before ``seen`` (entries were cut off), or ``seen`` is
+        not on its chain.
+    """
+    head, bodies = verify_audit_log(entries, sig_pub, collaboration_id)
+    if seen is not None:
+        if seen.seq > head.seq:
+            raise RollbackDetected(f"the log ends at entry {head.seq} but this party has seen entry "
+                                   f"{seen.seq}: entries were cut off")
+        check_on_chain(entries, sig_pub, collaboration_id, seen, head)
     return head, bodies
 
 

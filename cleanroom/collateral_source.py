@@ -8,7 +8,7 @@ on the host for it at all:
   by your security team;
 - ``--pccs-url URL``: fetch it yourself from a PCCS or Intel's PCS for the quote's platform.
 
-Either way it replaces the bundle's collateral (``verify_bundle(..., collateral=...)``) and is
+Either way it replaces the bundle's collateral (``evaluate_bundle(..., collateral=...)``) and is
 verified exactly like it: nothing is trusted because of where it came from.
 """
 

@@ -30,7 +30,10 @@ import numpy as np
 from cleanroom.audit import HeadStore
 from cleanroom.client import Client, UploadProgress
 from cleanroom.keys import PartyKeys, bind_keys_into_policy
-from cleanroom.results import Result, check_saved_result, render_table, save_result
+from cleanroom.offline_check import check_saved_result
+from cleanroom.result_display import render_table
+from cleanroom.result_files import save_result
+from cleanroom.result_open import Result
 from protocol.errors import CleanroomError, EnclaveUnavailable, InvalidInput
 from protocol.policy import Policy, parse_policy
 
@@ -310,7 +313,8 @@ def run(args: argparse.Namespace) -> int:
                  else render_table(result))
 
     _step(f"offline check of {saved[-1].name} (no network)")
-    checked, enclave = check_saved_result(saved[-1], policy_bytes, verifier, int(time.time()))
+    checked, enclave = check_saved_result(saved[-1], policy_bytes, verifier, int(time.time()),
+                                          head_store=client.head_store)
     _say(f"  attestation re-verified: {'simulated' if enclave.simulated else 'SGX'}, "
          f"sig_pub {enclave.sig_pub.hex()[:16]}...; signature ok; query {checked.query_id.hex()[:16]}")
 

@@ -1,4 +1,4 @@
-"""Encrypt one upload into the HTTP record stream of ``protocol/upload.py`` (DESIGN.md §6).
+"""Encrypt one upload into the HTTP record stream of ``protocol/upload.py`` (docs/design.md).
 
 A fresh 256-bit data key encrypts the plaintext batches as AES-256-GCM chunks; the key itself is
 HPKE-wrapped to the enclave's attested ``enc_pub`` and travels in the signed upload header, so
@@ -7,6 +7,14 @@ only that enclave can read the data and the host cannot substitute or splice an 
 ``UploadEncryptor.records(batches)`` is a generator: it holds one batch of plaintext and one of
 ciphertext at a time (one batch of look-ahead decides the last-chunk flag), so a large file never
 sits in memory. The running upload digest is the one the enclave puts in its receipt.
+
+Randomness and the clock are read only as defaults: ``upload_id``, ``data_key`` and ``now`` can
+be passed in, so an upload can be reproduced. Chunk nonces are the chunk counter (no randomness).
+The one value that cannot be reproduced is HPKE's ephemeral key: cryptography's HPKE
+(``Suite.encrypt``) generates it internally and its public API takes no ephemeral key. It shows
+as ``hpke_enc`` in the header, so with equal injected values two runs differ only there and in
+what covers the header bytes: the header signature and each chunk's GCM tag (the chunk AAD
+binds SHA-256 of the header). The chunk ciphertexts themselves are identical.
 """
 
 from __future__ import annotations
@@ -32,9 +40,10 @@ from protocol.upload import (
 )
 from protocol.wire import canonical_packb, pack_document
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "UploadEncryptor"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "UPLOAD_ID_BYTES", "UploadEncryptor"]
 
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+UPLOAD_ID_BYTES = 16  # the upload header's ``upload_id`` (protocol.wire)
 
 
 class UploadEncryptor:
@@ -49,6 +58,9 @@ class UploadEncryptor:
             offers 1 to 8 MiB).
         now: unix time for ``created_at`` (default: the clock).
         rows_hint: about how many rows will follow, so the enclave sizes its columns once.
+        upload_id: the 16-byte upload id (default: ``os.urandom``). Never reuse one.
+        data_key: the 32-byte AES-256-GCM data key (default: ``os.urandom``). Never reuse one:
+            it is what keeps two uploads' chunk nonces (the counter) apart.
     """
 
     def __init__(
@@ -61,6 +73,8 @@ class UploadEncryptor:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         now: int | None = None,
         rows_hint: int | None = None,
+        upload_id: bytes | None = None,
+        data_key: bytes | None = None,
     ) -> None:
         if not CHUNK_MIN_PLAINTEXT <= chunk_size <= CHUNK_MAX_PLAINTEXT:
             raise InvalidInput(f"chunk size must be between {CHUNK_MIN_PLAINTEXT} and "
@@ -68,9 +82,16 @@ class UploadEncryptor:
         if dataset.owner != keys.party_id:
             raise InvalidInput(f"dataset {dataset.name!r} belongs to party {dataset.owner!r}, "
                                f"not {keys.party_id!r}")
+        upload_id = os.urandom(UPLOAD_ID_BYTES) if upload_id is None else upload_id
+        data_key = os.urandom(DATA_KEY_BYTES) if data_key is None else data_key
+        if not isinstance(upload_id, bytes) or len(upload_id) != UPLOAD_ID_BYTES:
+            raise InvalidInput(f"upload_id must be {UPLOAD_ID_BYTES} bytes")
+        if not isinstance(data_key, bytes) or len(data_key) != DATA_KEY_BYTES:
+            raise InvalidInput(f"data_key must be {DATA_KEY_BYTES} bytes")
         self.chunk_size = chunk_size
-        self.upload_id = os.urandom(16)
-        data_key = os.urandom(DATA_KEY_BYTES)
+        self.upload_id = upload_id
+        # HPKE draws its own ephemeral key here (not injectable through cryptography's public
+        # API), so ``hpke_enc`` differs between runs even with the same data key.
         wrapped = HPKE_SUITE.encrypt(
             data_key,
             x25519.X25519PublicKey.from_public_bytes(enc_pub),

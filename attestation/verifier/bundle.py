@@ -16,7 +16,7 @@ from typing import Any
 
 from attestation.verifier.quote_checks import check_quote
 from attestation.verifier.values import check_now, hex32
-from attestation.verifier.verification_report import ReportDraft, VerificationReport, VerifiedEnclave
+from attestation.verifier.verification_report import BoundKeys, ReportDraft, VerificationReport
 from attestation.verifier.verifier_policy import VerifierPolicy
 from protocol.errors import (
     CleanroomError,
@@ -27,7 +27,7 @@ from protocol.errors import (
 )
 from protocol.report_data import report_data as compute_report_data
 
-__all__ = ["evaluate_bundle", "verify_bundle"]
+__all__ = ["evaluate_bundle"]
 
 _BUNDLE_KEYS = frozenset(
     {
@@ -156,15 +156,31 @@ def _check_bundle(
     return parsed
 
 
-def _evaluate_bundle(
-    bundle: object,
+def evaluate_bundle(
+    bundle: dict[str, Any],
     *,
     agreed_policy: bytes,
     now: int,
     policy: VerifierPolicy,
-    nonce: bytes | None,
-    collateral: str | None,
-) -> tuple[VerificationReport, _Bundle | None, CleanroomError | None]:
+    nonce: bytes | None = None,
+    collateral: str | None = None,
+) -> VerificationReport:
+    """Verify the host's attestation bundle; return the report, accepted or refused.
+
+    ``report.enclave()`` returns the keys to pin (``VerifiedEnclave``), or raises the typed error
+    of the first refused check. Checks, in order: the bundle is well-formed (ProtocolError); a
+    simulated bundle needs ``policy.allow_simulation`` (SimulationNotAllowed); the quote passes
+    the quote checks (``evaluate_quote``) with the REPORTDATA recomputed from enc_pub, sig_pub,
+    SHA-256(bundle policy) and the bundle nonce (ReportDataMismatch); the bundle's policy is
+    ``agreed_policy`` and, if pinned, ``policy.expected_policy_hash`` (PolicyMismatch); the
+    nonce is the requested one (StaleNonce). Without ``nonce`` any bundle nonce is accepted (it
+    is still bound into REPORTDATA). ``collateral`` replaces the bundle's collateral (brought or
+    fetched by the party; see ``cleanroom.collateral_source``). Collateral is Intel-signed, so
+    its source does not matter.
+
+    :raise TypeError, ValueError: a caller mistake (``agreed_policy`` not bytes, a nonce that is
+        not 32 bytes, ``now`` out of range), never an attestation outcome.
+    """
     if not isinstance(agreed_policy, bytes):
         raise TypeError("agreed_policy must be bytes")
     if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) != 32):
@@ -182,68 +198,6 @@ def _evaluate_bundle(
             collateral=collateral,
         )
     except CleanroomError as err:
-        return draft.report(err), None, err
-    return draft.report(None), parsed, None
-
-
-def evaluate_bundle(
-    bundle: dict[str, Any],
-    *,
-    agreed_policy: bytes,
-    now: int,
-    policy: VerifierPolicy,
-    nonce: bytes | None = None,
-    collateral: str | None = None,
-) -> VerificationReport:
-    """Like ``verify_bundle`` but returns the (possibly refused) report instead of raising."""
-    report, _, _ = _evaluate_bundle(
-        bundle,
-        agreed_policy=agreed_policy,
-        now=now,
-        policy=policy,
-        nonce=nonce,
-        collateral=collateral,
-    )
-    return report
-
-
-def verify_bundle(
-    bundle: dict[str, Any],
-    *,
-    agreed_policy: bytes,
-    now: int,
-    policy: VerifierPolicy,
-    nonce: bytes | None = None,
-    collateral: str | None = None,
-) -> VerifiedEnclave:
-    """Verify the host's attestation bundle and return the enclave keys to pin.
-
-    Checks, in order: the bundle is well-formed (ProtocolError); a simulated bundle needs
-    ``policy.allow_simulation`` (SimulationNotAllowed); the quote passes ``verify_quote`` with
-    the REPORTDATA recomputed from enc_pub, sig_pub, SHA-256(bundle policy) and the bundle nonce
-    (ReportDataMismatch); the bundle's policy is ``agreed_policy`` and, if pinned,
-    ``policy.expected_policy_hash`` (PolicyMismatch); the nonce is the requested one (StaleNonce).
-    Without ``nonce`` any bundle nonce is accepted (it is still bound into REPORTDATA).
-    ``collateral`` replaces the bundle's collateral (brought or fetched by the party; see
-    ``cleanroom.collateral_source``). Collateral is Intel-signed, so its source does not matter.
-
-    :raise CleanroomError: ProtocolError or an AttestationError subclass.
-    """
-    report, parsed, error = _evaluate_bundle(
-        bundle,
-        agreed_policy=agreed_policy,
-        now=now,
-        policy=policy,
-        nonce=nonce,
-        collateral=collateral,
-    )
-    if error is not None:
-        raise error
-    assert parsed is not None  # no error means the bundle parsed
-    return VerifiedEnclave(
-        enc_pub=parsed.enc_pub,
-        sig_pub=parsed.sig_pub,
-        policy_hash=hashlib.sha256(parsed.policy).digest(),
-        simulated=parsed.simulated,
-        report=report,
-    )
+        return draft.report(err)
+    keys = BoundKeys(parsed.enc_pub, parsed.sig_pub, hashlib.sha256(parsed.policy).digest())
+    return draft.report(None, keys)

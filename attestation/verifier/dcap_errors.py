@@ -4,7 +4,7 @@ dcap-qvl raises ``ValueError("Verification failed: ...")`` for everything. Each 
 wording (a substring; first match wins, so specific rows come before general ones) to our error
 class, the check it belongs to, and a short fixed message: the library's text can carry raw
 values and must not reach a party's screen. Wording comes from the 0.7.0 wheel
-(reference/dcap-attestation.md §3) and may change between versions; an unknown message falls
+(docs/verifying.md) and may change between versions; an unknown message falls
 back to ``QuoteInvalid``, so a new wording can never turn a failure into an acceptance.
 
 Party side only; imports no dcap-qvl itself.

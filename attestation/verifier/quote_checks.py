@@ -1,8 +1,8 @@
-"""The quote checks, in their fixed order; shared by ``verify`` (a bare quote) and ``bundle``.
+"""The quote checks, in their fixed order; shared by ``evaluate_quote`` and ``evaluate_bundle``.
 
 dcap-qvl checks the signature chain, the collateral, the TCB level and the debug bit; it does not
 look at what the enclave *is*. These functions add the project's checks, each with its own error
-class (DESIGN.md §4):
+class (docs/design.md):
 
 1. simulation gate      a non-Intel root needs ``allow_simulation``     SimulationNotAllowed
 2. signature chain      dcap-qvl, Intel root or the simulation root     QuoteInvalid

@@ -1,7 +1,9 @@
 """What a verifier found: the report a party reads, and the draft the checks fill in.
 
 Party side only. Enclave fields come from the quote even when it is refused, so a refusal can be
-diagnosed; they are authenticated only when ``accepted``.
+diagnosed; they are authenticated only when ``accepted``. A report is the one answer of
+``evaluate_quote`` and ``evaluate_bundle``: ``report.require()`` raises the typed error of the
+first refused check, ``report.enclave()`` also returns the keys an accepted bundle binds.
 """
 
 from __future__ import annotations
@@ -11,15 +13,23 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
 from attestation.verifier.quote_layout import QuoteFields
-from protocol.errors import CleanroomError
+from protocol.errors import AttestationError, CleanroomError, error_class_for_code
 
-__all__ = ["Check", "ReportDraft", "VerificationReport", "VerifiedEnclave"]
+__all__ = ["BoundKeys", "Check", "ReportDraft", "VerificationReport", "VerifiedEnclave"]
 
 
 class Check(NamedTuple):
     name: str
     ok: bool
     detail: str
+
+
+class BoundKeys(NamedTuple):
+    """What an accepted bundle's quote binds in REPORTDATA: the enclave keys and its policy."""
+
+    enc_pub: bytes
+    sig_pub: bytes
+    policy_hash: bytes
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,53 @@ class VerificationReport:
     report_data: str | None
     checks: tuple[Check, ...]
     error: tuple[str, str] | None
+    # Set only for an accepted bundle: a bare quote binds no keys, a refused bundle's are unproven.
+    bound_keys: BoundKeys | None = None
+    # The class of the first refusal, so ``require`` raises exactly it (else found by error code).
+    refusal: type[CleanroomError] | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def require(self) -> VerificationReport:
+        """This report if accepted; otherwise raise the typed error of the first refused check.
+
+        :raise CleanroomError: an ``AttestationError`` subclass, or ``ProtocolError`` for a
+            malformed bundle, with the code and message recorded in ``error``.
+        """
+        if self.accepted:
+            return self
+        if self.error is None:
+            raise AttestationError()
+        code, message = self.error
+        raise (self.refusal or error_class_for_code(code))(message)
+
+    def enclave(self) -> VerifiedEnclave:
+        """The keys to pin from an accepted bundle (``require`` first, so a refusal raises).
+
+        :raise TypeError: the report is of a bare quote (``evaluate_quote``): no keys are bound.
+        """
+        self.require()
+        if self.bound_keys is None:
+            raise TypeError("a bare quote binds no enclave keys: evaluate the attestation bundle")
+        enc_pub, sig_pub, policy_hash = self.bound_keys
+        return VerifiedEnclave(enc_pub=enc_pub, sig_pub=sig_pub, policy_hash=policy_hash,
+                               simulated=self.simulated, report=self)
+
+    def refused_by(self, name: str, error: CleanroomError) -> VerificationReport:
+        """This report refused by a caller's own check made after the verifier's.
+
+        For checks only the caller can make (a party remembers the enclave key it used before).
+        The check is appended as failed and becomes the report's error; a report that is
+        already refused keeps its first refusal and is returned unchanged.
+        """
+        if not self.accepted:
+            return self
+        return dataclasses.replace(
+            self,
+            accepted=False,
+            checks=(*self.checks, Check(name, False, error.message)),
+            error=(error.code, error.message),
+            bound_keys=None,
+            refusal=type(error),
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -111,7 +168,8 @@ class ReportDraft:
         self.checks.append(Check(name, False, error.message))
         raise error
 
-    def report(self, error: CleanroomError | None) -> VerificationReport:
+    def report(self, error: CleanroomError | None,
+               bound_keys: BoundKeys | None = None) -> VerificationReport:
         f = self.fields
         return VerificationReport(
             accepted=error is None,
@@ -126,4 +184,6 @@ class ReportDraft:
             report_data=None if f is None else f.report_data.hex(),
             checks=tuple(self.checks),
             error=None if error is None else (error.code, error.message),
+            bound_keys=bound_keys if error is None else None,
+            refusal=None if error is None else type(error),
         )

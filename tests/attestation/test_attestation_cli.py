@@ -1,4 +1,4 @@
-"""``cleanroom attestation verify-quote``, run through main() and through register()."""
+"""``cleanroom attestation verify-quote``, run through ``cleanroom.cli.main`` and through register()."""
 
 import argparse
 import json
@@ -9,7 +9,9 @@ import pytest
 from attestation.insecure_simulation.pki import SIM_MR_ENCLAVE
 from attestation.verifier import collateral as collateral_module
 from attestation.verifier.verify import VerificationReport
-from cleanroom.attestation_cli import main, print_report, register
+from cleanroom.cli import main
+from cleanroom.commands.attestation import register
+from cleanroom.commands.output import print_report
 from protocol.errors import AttestationError
 
 NOW = "1751328000"

@@ -24,7 +24,7 @@ from attestation.verifier.collateral import (
     fetch_from_pccs,
     next_update,
 )
-from attestation.verifier.verify import VerifierPolicy, evaluate_quote, verify_quote
+from attestation.verifier.verify import VerifierPolicy, evaluate_quote
 from protocol.errors import AttestationError, CollateralExpired, QuoteInvalid
 
 # The real sample's earliest nextUpdate: its QE identity, 2025-07-19T10:01:18Z
@@ -124,7 +124,7 @@ def test_expired_collateral_is_refused_by_the_verifier_not_by_the_cache(real_sam
     assert len(source.calls) == 2
     policy = VerifierPolicy(mr_enclaves=(real_sample.expected["mr_enclave"],))
     with pytest.raises(CollateralExpired):
-        verify_quote(real_sample.quote, collateral, now=late, policy=policy)
+        evaluate_quote(real_sample.quote, collateral, now=late, policy=policy).require()
 
 
 def test_undatable_collateral_is_passed_on_and_refused_by_the_verifier(sim_quote, now):
@@ -138,7 +138,7 @@ def test_undatable_collateral_is_passed_on_and_refused_by_the_verifier(sim_quote
 
 def test_cache_feeds_the_verifier(sim_pki, sim_quote, now):
     cache = CollateralCache(CountingSource(sim_pki.collateral_json(now)))
-    report = verify_quote(
+    report = evaluate_quote(
         sim_quote, cache.get(sim_quote, now), now=now, policy=_sim_policy(), root_ca_der=sim_pki.root_ca_der
     )
     assert report.accepted and report.simulated
@@ -210,7 +210,7 @@ def test_directory_source_through_cache_and_verifier(tmp_path, real_sample, now)
     cache = CollateralCache(DirectorySource(tmp_path))
     exp = real_sample.expected
     policy = VerifierPolicy(mr_enclaves=(exp["mr_enclave"],), allowed_statuses=(exp["expect"]["status"],))
-    report = verify_quote(real_sample.quote, cache.get(real_sample.quote, now), now=now, policy=policy)
+    report = evaluate_quote(real_sample.quote, cache.get(real_sample.quote, now), now=now, policy=policy)
     assert report.accepted and report.status == exp["expect"]["status"]
 
 

@@ -1,4 +1,4 @@
-"""verify_bundle: the host's attestation bundle, checked in order with one error per failure."""
+"""evaluate_bundle: the host's attestation bundle, checked in order with one error per failure."""
 
 import base64
 import hashlib
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from attestation.verifier.verify import VerifierPolicy, evaluate_bundle, verify_bundle
+from attestation.verifier.verify import BoundKeys, VerifierPolicy, evaluate_bundle
 from protocol.errors import (
     PolicyMismatch,
     ProtocolError,
@@ -19,6 +19,11 @@ from protocol.report_data import report_data
 
 POLICY = b'collaboration = "demo"\n'
 ALLOW_SIM = VerifierPolicy(allow_simulation=True)
+
+
+def pinned_enclave(bundle, **kwargs):
+    """What every caller does: evaluate, then take the keys or the first refusal's error."""
+    return evaluate_bundle(bundle, **kwargs).enclave()
 
 
 def b64(data: bytes) -> str:
@@ -55,7 +60,7 @@ def make_bundle(pki, now, keys, **edits):
 def test_valid_bundle_yields_the_enclave_keys(sim_pki, now, keys):
     enc_pub, sig_pub, nonce = keys
     bundle = make_bundle(sim_pki, now, keys)
-    enclave = verify_bundle(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM, nonce=nonce)
+    enclave = pinned_enclave(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM, nonce=nonce)
     assert (enclave.enc_pub, enclave.sig_pub) == (enc_pub, sig_pub)
     assert enclave.policy_hash == hashlib.sha256(POLICY).digest()
     assert enclave.simulated and enclave.report.accepted and enclave.report.simulated
@@ -76,13 +81,13 @@ def test_valid_bundle_yields_the_enclave_keys(sim_pki, now, keys):
 def test_simulated_bundle_needs_the_opt_in(sim_pki, now, keys):
     bundle = make_bundle(sim_pki, now, keys)
     with pytest.raises(SimulationNotAllowed):
-        verify_bundle(bundle, agreed_policy=POLICY, now=now, policy=VerifierPolicy())
+        pinned_enclave(bundle, agreed_policy=POLICY, now=now, policy=VerifierPolicy())
 
 
 def test_swapped_key_is_a_report_data_mismatch(sim_pki, now, keys):
     bundle = make_bundle(sim_pki, now, keys, enc_pub=os.urandom(32).hex())
     with pytest.raises(ReportDataMismatch):
-        verify_bundle(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM)
+        pinned_enclave(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM)
 
 
 def test_substituted_policy_is_a_report_data_mismatch(sim_pki, now, keys):
@@ -90,21 +95,21 @@ def test_substituted_policy_is_a_report_data_mismatch(sim_pki, now, keys):
     edits = {"policy": b64(other), "policy_hash": hashlib.sha256(other).hexdigest()}
     bundle = make_bundle(sim_pki, now, keys, **edits)  # the quote still binds POLICY
     with pytest.raises(ReportDataMismatch):
-        verify_bundle(bundle, agreed_policy=other, now=now, policy=ALLOW_SIM)
+        pinned_enclave(bundle, agreed_policy=other, now=now, policy=ALLOW_SIM)
 
 
 def test_enclave_running_another_policy_is_a_policy_mismatch(sim_pki, now, keys):
     bundle = make_bundle(sim_pki, now, keys)
     with pytest.raises(PolicyMismatch):
-        verify_bundle(bundle, agreed_policy=b"something else", now=now, policy=ALLOW_SIM)
+        pinned_enclave(bundle, agreed_policy=b"something else", now=now, policy=ALLOW_SIM)
 
 
 def test_pinned_policy_hash(sim_pki, now, keys):
     bundle = make_bundle(sim_pki, now, keys)
     pinned = ALLOW_SIM.replace(expected_policy_hash=hashlib.sha256(POLICY).hexdigest())
-    assert verify_bundle(bundle, agreed_policy=POLICY, now=now, policy=pinned)
+    assert pinned_enclave(bundle, agreed_policy=POLICY, now=now, policy=pinned)
     with pytest.raises(PolicyMismatch, match="pinned"):
-        verify_bundle(
+        pinned_enclave(
             bundle,
             agreed_policy=POLICY,
             now=now,
@@ -115,21 +120,21 @@ def test_pinned_policy_hash(sim_pki, now, keys):
 def test_wrong_nonce_is_stale(sim_pki, now, keys):
     bundle = make_bundle(sim_pki, now, keys)
     with pytest.raises(StaleNonce):
-        verify_bundle(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM, nonce=os.urandom(32))
+        pinned_enclave(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM, nonce=os.urandom(32))
 
 
 def test_replayed_bundle_with_edited_nonce_is_a_report_data_mismatch(sim_pki, now, keys):
     fresh = os.urandom(32)
     bundle = make_bundle(sim_pki, now, keys, nonce=fresh.hex())  # quote bound to the old nonce
     with pytest.raises(ReportDataMismatch):
-        verify_bundle(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM, nonce=fresh)
+        pinned_enclave(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM, nonce=fresh)
 
 
 def test_missing_collateral(sim_pki, now, keys):
     bundle = make_bundle(sim_pki, now, keys, collateral=None)
     with pytest.raises(QuoteInvalid, match="collateral"):
-        verify_bundle(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM)
-    enclave = verify_bundle(
+        pinned_enclave(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM)
+    enclave = pinned_enclave(
         bundle,
         agreed_policy=POLICY,
         now=now,
@@ -161,19 +166,19 @@ def test_malformed_bundle_is_a_protocol_error(sim_pki, now, keys, edit):
     bundle = make_bundle(sim_pki, now, keys)
     bundle.update(edit)
     with pytest.raises(ProtocolError):
-        verify_bundle(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM)
+        pinned_enclave(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM)
 
 
 def test_missing_field_and_non_object(sim_pki, now, keys):
     bundle = make_bundle(sim_pki, now, keys)
     del bundle["nonce"]
     with pytest.raises(ProtocolError, match="missing bundle field: nonce"):
-        verify_bundle(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM)
+        pinned_enclave(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM)
     with pytest.raises(ProtocolError):
-        verify_bundle([], agreed_policy=POLICY, now=now, policy=ALLOW_SIM)  # type: ignore[arg-type]
+        pinned_enclave([], agreed_policy=POLICY, now=now, policy=ALLOW_SIM)  # type: ignore[arg-type]
 
 
-def test_evaluate_bundle_reports_instead_of_raising(sim_pki, now, keys):
+def test_the_report_says_why_without_raising(sim_pki, now, keys):
     bundle = make_bundle(sim_pki, now, keys)
     report = evaluate_bundle(bundle, agreed_policy=b"other", now=now, policy=ALLOW_SIM)
     assert not report.accepted
@@ -209,3 +214,61 @@ def test_real_sgx_bundle_goes_through_the_intel_root(real_sample, now, keys):
     assert not report.simulated
     assert report.error is not None and report.error[0] == "report_data_mismatch"
     assert [c.ok for c in report.checks][:-1] == [True] * (len(report.checks) - 1)
+
+
+def test_enclave_raises_the_exact_class_of_the_first_refusal(sim_pki, now, keys):
+    bundle = make_bundle(sim_pki, now, keys)
+    report = evaluate_bundle(bundle, agreed_policy=POLICY, now=now, policy=ALLOW_SIM, nonce=os.urandom(32))
+    assert not report.accepted and report.bound_keys is None  # a refused bundle's keys are unproven
+    for demand in (report.require, report.enclave):
+        with pytest.raises(StaleNonce, match="requested nonce"):
+            demand()
+
+
+def test_an_accepted_report_binds_the_keys(sim_pki, now, keys):
+    enc_pub, sig_pub, nonce = keys
+    report = evaluate_bundle(make_bundle(sim_pki, now, keys), agreed_policy=POLICY, now=now,
+                             policy=ALLOW_SIM, nonce=nonce)
+    assert report.require() is report
+    assert report.bound_keys == BoundKeys(enc_pub, sig_pub, hashlib.sha256(POLICY).digest())
+    enclave = report.enclave()
+    assert enclave.report is report and enclave.simulated
+    assert report.to_json_dict().keys() == {  # the JSON report is unchanged: no keys in it
+        "accepted", "simulated", "status", "advisory_ids", "mr_enclave", "mr_signer",
+        "isv_prod_id", "isv_svn", "debug", "report_data", "checks", "error"}
+
+
+def test_a_bare_quote_report_binds_no_keys(sim_pki, now):
+    from attestation.verifier.verify import evaluate_quote
+
+    report = evaluate_quote(sim_pki.issue_quote(bytes(64)), sim_pki.collateral_json(now), now=now,
+                            policy=ALLOW_SIM, root_ca_der=sim_pki.root_ca_der)
+    assert report.require() is report
+    with pytest.raises(TypeError, match="bare quote"):
+        report.enclave()
+
+
+def test_a_callers_own_check_refuses_an_accepted_report(sim_pki, now, keys):
+    report = evaluate_bundle(make_bundle(sim_pki, now, keys), agreed_policy=POLICY, now=now,
+                             policy=ALLOW_SIM)
+    refused = report.refused_by("same_enclave", PolicyMismatch("not the enclave seen before"))
+    assert report.accepted  # the original is untouched
+    assert not refused.accepted and refused.bound_keys is None
+    assert refused.checks[-1] == ("same_enclave", False, "not the enclave seen before")
+    assert refused.error == ("policy_mismatch", "not the enclave seen before")
+    with pytest.raises(PolicyMismatch, match="seen before"):
+        refused.enclave()
+    # The first refusal stands: a later check cannot replace it.
+    assert refused.refused_by("other", StaleNonce()) is refused
+
+
+def test_a_report_built_by_hand_raises_by_its_error_code():
+    from attestation.verifier.verify import VerificationReport
+
+    report = VerificationReport(
+        accepted=False, simulated=False, status=None, advisory_ids=(), mr_enclave=None,
+        mr_signer=None, isv_prod_id=None, isv_svn=None, debug=None, report_data=None, checks=(),
+        error=("report_data_mismatch", "not bound"),
+    )
+    with pytest.raises(ReportDataMismatch, match="not bound"):
+        report.require()

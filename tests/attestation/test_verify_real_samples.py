@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from attestation.verifier.quote_layout import QUOTE_V3
-from attestation.verifier.verify import INTEL_ROOT_CA_SHA256, VerifierPolicy, evaluate_quote, verify_quote
+from attestation.verifier.verify import INTEL_ROOT_CA_SHA256, VerifierPolicy, evaluate_quote
 from protocol.errors import (
     CollateralExpired,
     MeasurementMismatch,
@@ -26,8 +26,13 @@ def policy(real_sample) -> VerifierPolicy:
     )
 
 
+def accepted_report(*args, **kwargs):
+    """What a caller that must not go on does: evaluate, then raise the first refusal's error."""
+    return evaluate_quote(*args, **kwargs).require()
+
+
 def verify(sample, policy, now, **kwargs):
-    return verify_quote(sample.quote, sample.collateral, now=now, policy=policy, **kwargs)
+    return accepted_report(sample.quote, sample.collateral, now=now, policy=policy, **kwargs)
 
 
 def flipped(quote: bytes, offset: int) -> bytes:
@@ -93,21 +98,21 @@ def test_outside_the_collateral_window(real_sample, policy, side):
 def test_flipped_bit_is_refused(real_sample, policy, now, region, index):
     offset = QUOTE_V3[region][0] + index
     with pytest.raises(QuoteInvalid):
-        verify_quote(flipped(real_sample.quote, offset), real_sample.collateral, now=now, policy=policy)
+        accepted_report(flipped(real_sample.quote, offset), real_sample.collateral, now=now, policy=policy)
 
 
 def test_truncated_quote_is_refused(real_sample, policy, now):
     with pytest.raises(QuoteInvalid, match="malformed"):
-        verify_quote(real_sample.quote[:1000], real_sample.collateral, now=now, policy=policy)
+        accepted_report(real_sample.quote[:1000], real_sample.collateral, now=now, policy=policy)
 
 
 def test_edited_collateral_is_refused(real_sample, policy, now):
     edited = real_sample.collateral.replace('"tcbEvaluationDataNumber\\":17', '"x\\":17', 1)
     assert edited != real_sample.collateral
     with pytest.raises(QuoteInvalid):
-        verify_quote(real_sample.quote, edited, now=now, policy=policy)
+        accepted_report(real_sample.quote, edited, now=now, policy=policy)
     with pytest.raises(QuoteInvalid, match="malformed"):
-        verify_quote(real_sample.quote, "{}", now=now, policy=policy)
+        accepted_report(real_sample.quote, "{}", now=now, policy=policy)
 
 
 def test_other_mrenclave_is_refused(real_sample, policy, now):

@@ -93,3 +93,10 @@ def make_bundle(sim_pki: Any):
         }
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _own_cleanroom_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test remembers enclave keys in its own $CLEANROOM_HOME: every test has a fresh
+    enclave for the same collaboration id, which a shared memory would rightly refuse."""
+    monkeypatch.setenv("CLEANROOM_HOME", str(tmp_path_factory.mktemp("cleanroom-home")))

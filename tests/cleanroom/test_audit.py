@@ -123,3 +123,17 @@ def test_concurrent_observers_sharing_a_store_never_corrupt_it(tmp_path) -> None
     for t in threads:
         t.join()
     assert errors == [] and store.load(COLLAB)[1] == heads[-1]
+
+
+def test_a_complete_log_must_reach_the_head_this_party_saw() -> None:
+    from cleanroom.audit import verify_complete_log
+
+    key, _, entries = _chain(4)
+    seen = AuditHead(3, verify_audit_log(entries[:3], _pub(key), COLLAB)[0].hash)
+    head, bodies = verify_complete_log(entries, _pub(key), COLLAB, seen)
+    assert head.seq == 4 and len(bodies) == 4
+    assert verify_complete_log(entries, _pub(key), COLLAB, None)[0] == head  # nothing to compare
+    with pytest.raises(RollbackDetected, match="cut off"):
+        verify_complete_log(entries[:2], _pub(key), COLLAB, seen)
+    with pytest.raises(RollbackDetected):  # a head of another chain is not in this log
+        verify_complete_log(entries, _pub(key), COLLAB, AuditHead(3, bytes(32)))

@@ -8,7 +8,8 @@ import pytest
 from attestation.insecure_simulation.pki import SIM_MR_ENCLAVE
 from cleanroom.cli import main
 from cleanroom.keys import PartyKeys
-from cleanroom.results import save_result, verify_signed_result
+from cleanroom.result_files import save_result
+from cleanroom.result_open import verify_signed_result
 from protocol.crypto import RESULT_LABEL
 from protocol.policy import parse_policy
 from protocol.wire import pack_document
@@ -177,3 +178,128 @@ def test_cohort_cannot_be_combined_with_group_by(example_policy, tmp_path, capsy
                  "--keys", str(key_file), "activate_converters", "--insecure-allow-simulation",
                  "--cohort", "impressions.campaign=spring_sale", "--group-by", "impressions.region"])
     assert code == 2 and "--cohort" in capsys.readouterr().err
+
+
+# --- the remembered enclave key: one check for every command that trusts an enclave ---------
+
+
+@pytest.fixture
+def attesting_host(enclave, policy_bytes, make_bundle):
+    """A stand-in host that attests ``enclave`` for the nonce asked and records anything sent."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+    from urllib.parse import parse_qs, urlsplit
+
+    posted = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _reply(self, status, doc):
+            raw = json.dumps(doc).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_GET(self):
+            url = urlsplit(self.path)
+            if url.path != "/v1/attestation":
+                self._reply(404, {"error": {"code": "not_found", "message": "no such resource"}})
+                return
+            nonce = parse_qs(url.query).get("nonce", [None])[0]
+            self._reply(200, make_bundle(enclave, policy_bytes,
+                                         None if nonce is None else bytes.fromhex(nonce)))
+
+        def do_POST(self):
+            posted.append(self.path)
+            self._reply(500, {"error": {"code": "internal", "message": "nothing may be sent"}})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}", posted=posted)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _remember(policy, sig_pub):
+    """This party saw ``sig_pub`` before for the collaboration (what a receipt leaves behind)."""
+    import os
+    from pathlib import Path
+
+    from cleanroom.audit import AuditHead, HeadStore
+
+    HeadStore(Path(os.environ["CLEANROOM_HOME"]) / "heads").observe(
+        policy.collaboration_id, sig_pub, AuditHead(1, bytes(32)))
+
+
+def test_verify_refuses_a_changed_enclave_signing_key(attesting_host, policy, policy_bytes, enclave,
+                                                      other_enclave, tmp_path, monkeypatch, capsys):
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_bytes(policy_bytes)
+    argv = ["verify", "--host", attesting_host.url, "--policy", str(policy_file),
+            "--insecure-allow-simulation"]
+    _remember(policy, enclave.sig_pub)
+    assert main(argv) == 0  # the enclave this party used before
+    assert "attestation: ACCEPTED" in capsys.readouterr().out
+
+    # Another party state: this party remembers another key than the one the host attests now.
+    monkeypatch.setenv("CLEANROOM_HOME", str(tmp_path / "home"))
+    _remember(policy, other_enclave.sig_pub)
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "attestation: REFUSED" in out and "[FAIL] same_enclave: the enclave's signing key changed" in out
+    assert "error [rollback_detected]" in err and "Traceback" not in err
+    assert main([*argv, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["accepted"] is False and doc["error"]["code"] == "rollback_detected"
+    assert doc["checks"][-1]["name"] == "same_enclave"
+
+
+@pytest.mark.parametrize("command", ["verify", "upload", "query", "delete"])
+def test_every_online_command_refuses_a_changed_key_before_sending(command, attesting_host, policy,
+                                                                   policy_bytes, parties,
+                                                                   other_enclave, tmp_path, capsys):
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_bytes(policy_bytes)
+    key_file, _ = parties["advertiser"].save(tmp_path / "keys")
+    extra = {"verify": [],
+             "upload": ["--keys", str(key_file), "--dataset", "conversions", str(tmp_path / "c.csv")],
+             "query": ["--keys", str(key_file), "overlap"],
+             "delete": ["--keys", str(key_file), "conversions"]}[command]
+    _remember(policy, other_enclave.sig_pub)
+    assert main([command, "--host", attesting_host.url, "--policy", str(policy_file),
+                 "--insecure-allow-simulation", *extra]) == 1
+    assert "error [rollback_detected]" in capsys.readouterr().err
+    assert attesting_host.posted == []  # refused before anything was sent
+
+
+def test_offline_commands_refuse_a_changed_key(tmp_path, policy, policy_bytes, enclave, other_enclave,
+                                               make_bundle, now, capsys):
+    from cleanroom.audit_files import save_audit_download
+
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_bytes(policy_bytes)
+    bundle = make_bundle(enclave, policy_bytes)
+    save_audit_download(tmp_path / "audit.json", [], bundle)
+    body = pack_document("result", {
+        "collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
+        "query_id": bytes(32), "analysis": "overlap", "kind": "overlap",
+        "requested_by": "publisher", "recipients": ["publisher"], "params": {"group_by": []},
+        "simulated": True, "created_at": now, "columns": ["matched_users"], "rows": [[1]],
+        "privacy": {}, "audit_head": {"seq": 1, "hash": bytes(32)},
+    })
+    signed = pack_document("signed", {"body": body, "signature": enclave.signing.sign(RESULT_LABEL + body)})
+    save_result(tmp_path / "result.json", verify_signed_result(signed, enclave.sig_pub, policy), bundle)
+    _remember(policy, other_enclave.sig_pub)
+    for argv in (["check", str(tmp_path / "result.json")], ["audit", "verify", str(tmp_path / "audit.json")]):
+        assert main([*argv, "--policy", str(policy_file), "--now", str(now),
+                     "--insecure-allow-simulation"]) == 1
+        assert "error [rollback_detected]" in capsys.readouterr().err

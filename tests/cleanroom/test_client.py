@@ -67,7 +67,7 @@ class FakeHost(BaseHTTPRequestHandler):
 
     def do_POST(self):
         if self.path == "/v1/queries":
-            json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            type(self).bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self._json(200, {"query_id": "00" * 32, "results": {}})
             return
         body = self._chunked_body()
@@ -187,3 +187,41 @@ def test_unreachable_host():
 def test_bad_url():
     with pytest.raises(InvalidInput):
         Client("ftp://example.org")
+
+
+def test_injected_nonce_and_time_reproduce_a_query_byte_for_byte(host, pinned, parties, policy):
+    for _ in range(2):
+        with pytest.raises(AuthenticationFailed):  # the stand-in host answers for another query
+            Client(host.url).query(pinned, parties["publisher"], policy, "overlap", {"group_by": []},
+                                   nonce=bytes(16), now=1_700_000_000)
+    first, second = host.handler.bodies
+    assert first == second  # request bytes and (deterministic Ed25519) signature
+    request = unpack_document("query_request", base64.b64decode(first["request"]))
+    assert request["nonce"] == bytes(16) and request["issued_at"] == 1_700_000_000
+    with pytest.raises(InvalidInput, match="16 bytes"):
+        Client(host.url).query(pinned, parties["publisher"], policy, "overlap", {"group_by": []},
+                               nonce=bytes(8))
+
+
+def test_upload_takes_the_injected_id_key_and_clock(host, pinned, parties, policy, conversions_csv):
+    ticks = iter(range(100))
+    seen = []
+    receipt = Client(host.url).upload(pinned, parties["advertiser"], policy, "conversions",
+                                      conversions_csv, progress=seen.append, upload_id=b"u" * 16,
+                                      data_key=b"k" * 32, now=1_700_000_000,
+                                      clock=lambda: float(next(ticks)))
+    assert receipt.upload_id == b"u" * 16
+    body = host.handler.bodies[0]
+    (length,) = RECORD_HEADER.unpack_from(body)
+    head = msgpack.unpackb(body[RECORD_HEADER.size:RECORD_HEADER.size + length], raw=False)
+    assert unpack_document("upload_header", head["header"])["created_at"] == 1_700_000_000
+    assert [p.elapsed for p in seen] == [float(i) for i in range(1, len(seen) + 1)]
+
+
+def test_upload_refuses_keys_of_a_party_the_policy_does_not_name(host, pinned, policy, conversions_csv):
+    from cleanroom.keys import PartyKeys
+
+    with pytest.raises(InvalidInput, match="no party 'stranger'"):
+        Client(host.url).upload(pinned, PartyKeys.generate("stranger"), policy, "conversions",
+                                conversions_csv)
+    assert host.handler.bodies == []

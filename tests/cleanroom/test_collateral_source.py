@@ -14,7 +14,7 @@ import pytest
 
 from attestation.insecure_simulation.pki import SimulationPki
 from attestation.verifier import collateral as collateral_module
-from attestation.verifier.verify import VerifierPolicy, verify_bundle
+from attestation.verifier.verify import VerifierPolicy, evaluate_bundle
 from cleanroom.collateral_source import add_collateral_arguments, collateral_from_args
 from protocol.errors import AttestationError, CollateralExpired
 from protocol.report_data import report_data
@@ -102,11 +102,12 @@ def test_own_collateral_overrides_the_hosts(tmp_path, pki: SimulationPki) -> Non
     policy = VerifierPolicy(allow_simulation=True)
     bundle = bundle_for(pki, pki.collateral_json(NOW))  # expired at LATER
     with pytest.raises(CollateralExpired):
-        verify_bundle(bundle, agreed_policy=POLICY, now=LATER, policy=policy)
+        evaluate_bundle(bundle, agreed_policy=POLICY, now=LATER, policy=policy).enclave()
     path = tmp_path / "fresh.json"
     path.write_text(pki.collateral_json(LATER))
     own = collateral_from_args(parse(["--collateral", str(path)]), base64.b64decode(bundle["quote"]))
-    enclave = verify_bundle(bundle, agreed_policy=POLICY, now=LATER, policy=policy, collateral=own)
+    enclave = evaluate_bundle(bundle, agreed_policy=POLICY, now=LATER, policy=policy,
+                              collateral=own).enclave()
     assert enclave.report.accepted
 
 
@@ -116,10 +117,10 @@ def test_own_expired_collateral_is_refused_even_if_the_hosts_is_fresh(tmp_path, 
     path.write_text(pki.collateral_json(NOW))
     own = collateral_from_args(parse(["--collateral", str(path)]), b"unused")
     with pytest.raises(CollateralExpired):
-        verify_bundle(
+        evaluate_bundle(
             bundle,
             agreed_policy=POLICY,
             now=LATER,
             policy=VerifierPolicy(allow_simulation=True),
             collateral=own,
-        )
+        ).enclave()

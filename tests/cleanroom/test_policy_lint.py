@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom.policy_cli import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, main, register
+from cleanroom.cli import main
+from cleanroom.commands.policy import LINT_INVALID, LINT_OK, LINT_UNREADABLE, register
 from cleanroom.policy_lint import lint_policy, render_text
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policies" / "advertiser-publisher.toml"
@@ -68,19 +69,18 @@ def test_invalid_policy_names_the_field() -> None:
 
 
 def test_cli_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["lint", str(EXAMPLE), "--json"]) == EXIT_OK
+    assert main(["policy", "lint", str(EXAMPLE), "--json"]) == LINT_OK
     out = json.loads(capsys.readouterr().out)
     assert out["valid"] and len(out["analyses"]) == 5
     bad = tmp_path / "bad.toml"
     bad.write_text(EXAMPLE.read_text().replace('mode = "pure"', 'mode = "yolo"'))
-    assert main(["lint", str(bad)]) == EXIT_INVALID
+    assert main(["policy", "lint", str(bad)]) == LINT_INVALID
     assert "privacy.mode" in capsys.readouterr().err
-    assert main(["lint", str(tmp_path / "missing.toml")]) == EXIT_UNREADABLE
+    assert main(["policy", "lint", str(tmp_path / "missing.toml")]) == LINT_UNREADABLE
 
 
-def test_register_adds_lint_to_a_policy_command_group() -> None:
+def test_register_adds_the_policy_group_with_lint() -> None:
     parser = argparse.ArgumentParser(prog="cleanroom")
-    group = parser.add_subparsers(dest="command").add_parser("policy")
-    register(group.add_subparsers(dest="policy_command"))
+    register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["policy", "lint", str(EXAMPLE)])
-    assert args.func(args) == EXIT_OK
+    assert args.func(args) == LINT_OK

@@ -1,4 +1,4 @@
-"""Opening sealed results, verifying receipts, saved results and the offline check."""
+"""Opening results encrypted to a party, verifying receipts, saved results and the offline check."""
 
 import base64
 import hashlib
@@ -9,13 +9,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
-from cleanroom.results import (
-    check_saved_result,
-    open_result,
-    render_table,
-    save_result,
-    verify_receipt,
-)
+from cleanroom.offline_check import check_saved_result
+from cleanroom.receipts import verify_receipt
+from cleanroom.result_display import render_table
+from cleanroom.result_files import save_result
+from cleanroom.result_open import open_result
 from protocol.crypto import RECEIPT_LABEL, RESULT_LABEL, result_hpke_info
 from protocol.errors import (
     AuthenticationFailed,
@@ -52,14 +50,14 @@ def sign_result(signer, body):
     return pack_document("signed", {"body": body, "signature": signer.sign(RESULT_LABEL + body)})
 
 
-def seal(signed, keys, policy, query_id=QUERY_ID):
+def encrypt_to(signed, keys, policy, query_id=QUERY_ID):
     return SUITE.encrypt(signed, keys.result_key.public_key(),
                          info=result_hpke_info(policy.collaboration_id, query_id, keys.party_id))
 
 
 def test_open_result(parties, policy, enclave):
-    sealed = seal(sign_result(enclave.signing, result_body(policy)), parties["publisher"], policy)
-    result = open_result(sealed, parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
+    ciphertext = encrypt_to(sign_result(enclave.signing, result_body(policy)), parties["publisher"], policy)
+    result = open_result(ciphertext, parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
     assert result.rows == [["spring_sale", 1234], ["loyalty", 56]]
     assert result.columns == ["campaign", "matched_users"] and result.query_id == QUERY_ID
     assert result.simulated and result.privacy["epsilon_charged"] == "1/5"
@@ -67,26 +65,27 @@ def test_open_result(parties, policy, enclave):
 
 def test_wrong_signer_is_authentication_failed(parties, policy, enclave):
     impostor = ed25519.Ed25519PrivateKey.generate()
-    sealed = seal(sign_result(impostor, result_body(policy)), parties["publisher"], policy)
+    ciphertext = encrypt_to(sign_result(impostor, result_body(policy)), parties["publisher"], policy)
     with pytest.raises(AuthenticationFailed):
-        open_result(sealed, parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
+        open_result(ciphertext, parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
 
 
 def test_tampered_ciphertext_is_decryption_failed(parties, policy, enclave):
-    sealed = bytearray(seal(sign_result(enclave.signing, result_body(policy)), parties["publisher"], policy))
-    sealed[-5] ^= 1
+    signed = sign_result(enclave.signing, result_body(policy))
+    ciphertext = bytearray(encrypt_to(signed, parties["publisher"], policy))
+    ciphertext[-5] ^= 1
     with pytest.raises(DecryptionFailed):
-        open_result(bytes(sealed), parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
+        open_result(bytes(ciphertext), parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
 
 
 def test_result_for_someone_else_or_another_query_does_not_open(parties, policy, enclave):
     signed = sign_result(enclave.signing, result_body(policy))
     with pytest.raises(DecryptionFailed):
-        open_result(seal(signed, parties["advertiser"], policy), parties["publisher"],
+        open_result(encrypt_to(signed, parties["advertiser"], policy), parties["publisher"],
                     enclave.sig_pub, policy, QUERY_ID)
     other_query = hashlib.sha256(b"another request").digest()
     with pytest.raises(DecryptionFailed):
-        open_result(seal(signed, parties["publisher"], policy, other_query), parties["publisher"],
+        open_result(encrypt_to(signed, parties["publisher"], policy, other_query), parties["publisher"],
                     enclave.sig_pub, policy, QUERY_ID)
 
 
@@ -96,9 +95,10 @@ def test_result_for_someone_else_or_another_query_does_not_open(parties, policy,
     {"query_id": hashlib.sha256(b"x").digest()},
 ])
 def test_result_bound_to_collaboration_policy_and_query(parties, policy, enclave, edit):
-    sealed = seal(sign_result(enclave.signing, result_body(policy, **edit)), parties["publisher"], policy)
+    signed = sign_result(enclave.signing, result_body(policy, **edit))
+    ciphertext = encrypt_to(signed, parties["publisher"], policy)
     with pytest.raises(AuthenticationFailed):
-        open_result(sealed, parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
+        open_result(ciphertext, parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
 
 
 # --- receipts -----------------------------------------------------------------------------------
@@ -150,8 +150,8 @@ def test_receipt_from_another_key(policy, enclave):
 def saved(tmp_path, parties, policy, policy_bytes, enclave, make_bundle):
     from attestation.verifier.verify import VerifierPolicy
 
-    sealed = seal(sign_result(enclave.signing, result_body(policy)), parties["publisher"], policy)
-    result = open_result(sealed, parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
+    ciphertext = encrypt_to(sign_result(enclave.signing, result_body(policy)), parties["publisher"], policy)
+    result = open_result(ciphertext, parties["publisher"], enclave.sig_pub, policy, QUERY_ID)
     path = tmp_path / "result.json"
     save_result(path, result, make_bundle(enclave, policy_bytes))
     return path, VerifierPolicy(allow_simulation=True)
@@ -215,8 +215,8 @@ def test_not_a_saved_result(tmp_path, policy_bytes, now):
 
 
 def test_render_table(parties, policy, enclave):
-    sealed = seal(sign_result(enclave.signing, result_body(policy)), parties["publisher"], policy)
-    text = render_table(open_result(sealed, parties["publisher"], enclave.sig_pub, policy, QUERY_ID))
+    ciphertext = encrypt_to(sign_result(enclave.signing, result_body(policy)), parties["publisher"], policy)
+    text = render_table(open_result(ciphertext, parties["publisher"], enclave.sig_pub, policy, QUERY_ID))
     lines = text.splitlines()
     assert lines[1].split() == ["campaign", "matched_users"]
     assert lines[3].split() == ["spring_sale", "1,234"]
@@ -224,3 +224,20 @@ def test_render_table(parties, policy, enclave):
     assert "mechanism discrete_laplace" in text and "epsilon charged 1/5" in text
     assert "impressions=29/5" in text and "suppressed cohorts 6 of 8" in text
     assert "simulated: true" in text
+
+
+def test_saved_result_from_an_enclave_other_than_the_remembered_one(saved, policy, policy_bytes,
+                                                                   enclave, other_enclave, now,
+                                                                   tmp_path):
+    from cleanroom.audit import AuditHead, HeadStore
+    from protocol.errors import RollbackDetected
+
+    path, verifier = saved
+    store = HeadStore(tmp_path / "heads")
+    store.observe(policy.collaboration_id, enclave.sig_pub, AuditHead(1, bytes(32)))
+    _, verified = check_saved_result(path, policy_bytes, verifier, now, head_store=store)
+    assert verified.sig_pub == enclave.sig_pub
+    other = HeadStore(tmp_path / "other-heads")
+    other.observe(policy.collaboration_id, other_enclave.sig_pub, AuditHead(1, bytes(32)))
+    with pytest.raises(RollbackDetected, match="signing key changed"):
+        check_saved_result(path, policy_bytes, verifier, now, head_store=other)

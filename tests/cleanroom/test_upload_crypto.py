@@ -205,3 +205,53 @@ def test_records_are_produced_once(parties, policy, enclave):
     list(encryptor.records([b"x"]))
     with pytest.raises(RuntimeError):
         list(encryptor.records([b"x"]))
+
+
+def test_injected_randomness_and_clock_reproduce_the_upload(parties, policy, enclave):
+    """Same upload id, data key and time: identical records except where HPKE's own ephemeral
+    key is involved. cryptography's HPKE draws that key inside ``Suite.encrypt`` and its public
+    API takes none, so ``hpke_enc`` differs, and with it what covers the header bytes (the
+    header signature, each chunk's GCM tag through the AAD). Everything else is byte-identical.
+    """
+    from protocol.crypto import DATA_KEY_BYTES
+    from protocol.wire import pack_document
+
+    fixed = {"upload_id": bytes(range(16)), "data_key": bytes(range(DATA_KEY_BYTES)),
+             "now": 1_700_000_000, "chunk_size": CHUNK, "rows_hint": 3}
+    runs = [UploadEncryptor(parties["publisher"], policy, policy.dataset("impressions"),
+                            enclave.enc_pub, **fixed) for _ in range(2)]
+    a, b = runs
+    a_payloads, b_payloads = (split_records(b"".join(e.records(BATCHES))) for e in runs)
+
+    # The header: every field equal but HPKE's encapsulation, which wraps the same data key.
+    assert a.header["hpke_enc"] != b.header["hpke_enc"]
+    assert {**a.header, "hpke_enc": None} == {**b.header, "hpke_enc": None}
+    assert a.upload_id == fixed["upload_id"] and a.header["created_at"] == fixed["now"]
+    for payloads in (a_payloads, b_payloads):  # both are valid uploads of the same batches
+        assert open_stream(payloads, enclave, policy, parties["publisher"].signing_public)[1] == BATCHES
+    info = upload_key_hpke_info(policy.collaboration_id, policy.hash, "publisher", "impressions")
+    assert {SUITE.decrypt(e.header["hpke_enc"], enclave.encryption, info=info) for e in runs} == {
+        fixed["data_key"]}
+    # Given b's encapsulation, a's header bytes and (deterministic Ed25519) signature are b's.
+    a_with_b_enc = pack_document("upload_header", {**a.header, "hpke_enc": b.header["hpke_enc"]})
+    assert a_with_b_enc == b.header_bytes
+    assert parties["publisher"].sign(UPLOAD_HEADER_LABEL, a_with_b_enc) == b.signature
+
+    # The chunks: same flags, same ciphertext; only the 16-byte tag differs (its AAD binds the
+    # header hash), and re-encrypting under b's header reproduces b's chunk exactly.
+    assert len(a_payloads) == len(b_payloads) == 1 + len(BATCHES)
+    aead = AESGCM(fixed["data_key"])
+    for index, (pa, pb) in enumerate(zip(a_payloads[1:], b_payloads[1:], strict=True)):
+        last = index == len(BATCHES) - 1
+        assert pa[:1] == pb[:1] == (b"\x01" if last else b"\x00")
+        assert pa[1:-16] == pb[1:-16] and pa[-16:] != pb[-16:]
+        assert pb[1:] == aead.encrypt(chunk_nonce(index), BATCHES[index],
+                                      chunk_aad(b.header_bytes, index, last))
+    assert (a.chunks, a.plaintext_bytes, a.sent_bytes) == (b.chunks, b.plaintext_bytes, b.sent_bytes)
+
+
+@pytest.mark.parametrize(("field", "value"), [("upload_id", bytes(15)), ("data_key", bytes(16))])
+def test_injected_values_of_the_wrong_size_are_refused(parties, policy, enclave, field, value):
+    with pytest.raises(InvalidInput, match=field):
+        UploadEncryptor(parties["publisher"], policy, policy.dataset("impressions"), enclave.enc_pub,
+                        chunk_size=CHUNK, **{field: value})

@@ -1,0 +1,8 @@
+"""The ``cleanroom`` command groups, one module each; ``cleanroom.cli`` assembles them.
+
+Each module's ``register(subparsers)`` adds its commands and sets ``func`` on every leaf parser:
+``args.func(args)`` runs the command and returns its exit code. Commands parse flags, call the
+library and print; the checks they rely on live in the library (``cleanroom.*``), so a library
+user gets the same ones. Shared pieces: ``arguments`` (flags and what they turn into),
+``output`` (printing) and ``verify_first`` (the attestation step before anything is sent).
+"""
