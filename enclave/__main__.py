@@ -8,9 +8,12 @@ SGX). Nothing here logs or prints a message body.
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from enclave.engine.noise_source import ExactNoise
@@ -46,7 +49,7 @@ def _sealed_path(state_dir: Path, policy_hash: bytes) -> Path:
     return state_dir / f"{SEALED_STATE_PREFIX}{policy_hash.hex()}.sealed"
 
 
-def _loader(state_dir: Path):
+def _loader(state_dir: Path) -> Callable[[bytes], bytes | None]:
     def load(policy_hash: bytes) -> bytes | None:
         path = _sealed_path(state_dir, policy_hash)
         return path.read_bytes() if path.exists() else None
@@ -54,7 +57,7 @@ def _loader(state_dir: Path):
     return load
 
 
-def _atomic_writer(state_dir: Path):
+def _atomic_writer(state_dir: Path) -> Callable[[bytes, bytes], None]:
     def persist(policy_hash: bytes, blob: bytes) -> None:
         path = _sealed_path(state_dir, policy_hash)
         tmp = path.with_suffix(".tmp")
@@ -72,27 +75,27 @@ def _atomic_writer(state_dir: Path):
     return persist
 
 
-def _read_exact(stream, size: int) -> bytes:
-    data = stream.read(size)
+def _read_exact(read: Callable[[int], bytes | None], size: int) -> bytes:
+    data = read(size)
     if data is None or len(data) != size:
         raise EOFError
     return data
 
 
 def _serve(sock: socket.socket, session: Session) -> None:
-    reader = sock.makefile("rb", buffering=1024 * 1024)
+    reader = io.BufferedReader(sock.makefile("rb", buffering=0), buffer_size=1024 * 1024)
     try:
         while True:
-            (length,) = FRAME_HEADER.unpack(_read_exact(reader, FRAME_HEADER.size))
+            (length,) = FRAME_HEADER.unpack(_read_exact(reader.read, FRAME_HEADER.size))
             if length > MAX_FRAME_BYTES:
                 remaining = length
                 while remaining:  # drain it, so the stream stays in sync for the next frame
                     step = min(1024 * 1024, remaining)
-                    _read_exact(reader, step)
+                    _read_exact(reader.read, step)
                     remaining -= step
                 reply = pack("error", MessageTooLarge().to_wire())
             else:
-                reply = handle_frame(session, _read_exact(reader, length))
+                reply = handle_frame(session, _read_exact(reader.read, length))
             sock.sendall(encode_frame(reply))
     except (EOFError, ConnectionError):  # the host hung up: nothing to answer, no traceback
         return
@@ -117,6 +120,9 @@ def main() -> int:
         load_sealed=_loader(state_dir),
         persist=_atomic_writer(state_dir),
         noise=ExactNoise(),
+        clock=time.time,  # the edges: wall-clock time, the OS CSPRNG, and real sleeps
+        random_bytes=os.urandom,
+        sleep=time.sleep,
     )
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.settimeout(None)

@@ -1,4 +1,4 @@
-"""The audit chain's shared vocabulary: heads, entry hashes (DESIGN.md §10).
+"""The audit chain's shared vocabulary: heads, entry hashes (docs/design.md).
 
 The enclave appends entries (``enclave/state/audit.py``); parties verify them and track heads
 (``cleanroom/audit.py``). Both hash an entry the same way, here.

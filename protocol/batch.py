@@ -23,18 +23,8 @@ import numpy as np
 from protocol.errors import InvalidInput, ProtocolError
 
 __all__ = [
-    "HEADER",
-    "ID_BYTES",
-    "KIND_DTYPE",
-    "KIND_WIDTH",
-    "MAGIC",
-    "Schema",
-    "batch_nbytes",
-    "check_schema",
-    "decode_batch",
-    "encode_batch",
-    "padded",
-    "rows_per_batch",
+    "HEADER", "ID_BYTES", "KIND_DTYPE", "KIND_WIDTH", "MAGIC", "Schema", "batch_nbytes", "check_schema",
+    "decode_batch", "encode_batch", "padded", "rows_per_batch",
 ]
 
 MAGIC = b"CRB1"
@@ -148,7 +138,7 @@ def encode_batch(columns: Mapping[str, np.ndarray], schema: Sequence[tuple[str, 
     HEADER.pack_into(out, 0, MAGIC, rows, len(schema), 0)
     offset = HEADER.size
     for col in cols:
-        raw = memoryview(np.ascontiguousarray(col).reshape(-1).view(np.uint8))
+        raw = np.ascontiguousarray(col).reshape(-1).view(np.uint8).data  # a memoryview, no copy
         out[offset : offset + len(raw)] = raw
         offset += padded(len(raw))
     return bytes(out)

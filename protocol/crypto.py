@@ -14,17 +14,8 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from protocol.wire import canonical_packb
 
 __all__ = [
-    "AUDIT_LABEL",
-    "DATA_KEY_BYTES",
-    "DELETE_LABEL",
-    "DELETION_RECEIPT_LABEL",
-    "HPKE_SUITE",
-    "QUERY_LABEL",
-    "RECEIPT_LABEL",
-    "RESULT_LABEL",
-    "UPLOAD_HEADER_LABEL",
-    "result_hpke_info",
-    "upload_key_hpke_info",
+    "AUDIT_LABEL", "DATA_KEY_BYTES", "DELETE_LABEL", "DELETION_RECEIPT_LABEL", "HPKE_SUITE", "QUERY_LABEL",
+    "RECEIPT_LABEL", "RESULT_LABEL", "UPLOAD_HEADER_LABEL", "result_hpke_info", "upload_key_hpke_info",
 ]
 
 HPKE_SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)

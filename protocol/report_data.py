@@ -1,4 +1,4 @@
-"""REPORTDATA: the 64 bytes an enclave quote carries to bind its keys and policy (DESIGN.md §4).
+"""REPORTDATA: the 64 bytes an enclave quote carries to bind its keys and policy (docs/design.md).
 
 ``SHA-512("cleanroom/report-data/v1" || enc_pub || sig_pub || policy_hash || nonce32)``
 

@@ -1,9 +1,9 @@
-"""Byte layouts of an encrypted upload (DESIGN.md §6), shared by the client and the enclave.
+"""Byte layouts of an encrypted upload (docs/design.md), shared by the client and the enclave.
 
 An upload is a signed header followed by AES-256-GCM chunks under a fresh 256-bit data key:
 
-* the data key is wrapped with HPKE (X25519, HKDF-SHA256, AES-256-GCM) to the enclave's
-  attested ``enc_pub``; ``hpke_info`` binds it to the collaboration, policy, party and dataset;
+* the data key is wrapped with HPKE (``protocol/crypto.py``'s suite) to the enclave's attested
+  ``enc_pub``; ``upload_key_hpke_info`` binds it to the collaboration, policy, party and dataset;
 * the header (``protocol.wire`` document ``upload_header``) is signed by the party's Ed25519 key
   over ``UPLOAD_HEADER_LABEL || header_bytes``;
 * chunk ``i`` uses nonce ``chunk_nonce(i)`` and AAD ``chunk_aad(header_bytes, i, last)``, so
@@ -14,8 +14,7 @@ record 0 is ``msgpack {header: bytes, signature: bytes}``; every later record is
 (``1`` for the last chunk, else ``0``) followed by the chunk ciphertext. Nothing may follow the
 last chunk. The host parses records one at a time and never holds a whole upload.
 
-Plaintext chunks are columnar batches (``protocol/batch.py``): magic ``CRB1``, u32 rows,
-u32 column count, u32 zero, then each column's raw little-endian bytes padded to 8 bytes.
+Plaintext chunks are columnar batches, laid out in ``protocol/batch.py``.
 """
 
 from __future__ import annotations

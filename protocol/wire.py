@@ -20,22 +20,9 @@ import msgpack
 from protocol.errors import MessageTooLarge, ProtocolError, UnsupportedVersion
 
 __all__ = [
-    "DOCUMENTS",
-    "FRAME_HEADER",
-    "MAX_CHUNK_BYTES",
-    "MAX_CONTROL_BYTES",
-    "MAX_FRAME_BYTES",
-    "MESSAGES",
-    "PROTOCOL_VERSION",
-    "Field",
-    "Message",
-    "canonical_packb",
-    "encode_frame",
-    "pack",
-    "pack_document",
-    "read_frame",
-    "unpack",
-    "unpack_document",
+    "DOCUMENTS", "FRAME_HEADER", "MAX_CHUNK_BYTES", "MAX_CONTROL_BYTES", "MAX_FRAME_BYTES", "MESSAGES",
+    "PROTOCOL_VERSION", "Field", "Message", "canonical_packb", "encode_frame", "pack", "pack_document",
+    "read_frame", "unpack", "unpack_document",
 ]
 
 PROTOCOL_VERSION = 1
@@ -316,7 +303,7 @@ def pack_document(kind: str, body: Mapping[str, Any]) -> bytes:
     return canonical_packb(dict(body))
 
 
-def unpack_document(kind: str, data: bytes, *, max_size: int = MAX_CONTROL_BYTES * 64) -> dict:
+def unpack_document(kind: str, data: bytes, *, max_size: int = MAX_CONTROL_BYTES * 64) -> dict[str, Any]:
     obj = _loads(data, max_size)
     _depth(obj, _MAX_NESTING)
     return _check_body(kind, obj, DOCUMENTS[kind])

@@ -5,13 +5,14 @@ Order matters for privacy, and this module owns it:
 1. everything about privacy is fixed from the policy and the query alone
    (``protocol/privacy/plan.py``):
    the statistics, their sensitivities, the exact noise parameters and τ;
-2. the overflow bound is proven before any data is read (``compute.check_no_overflow``);
+2. the overflow bound is proven before any data is read (``aggregation.check_no_overflow``);
 3. the noise for every cell is drawn before any data is read: how much is drawn depends only
    on the public shape, never on which cohorts the data holds;
 4. the analysis module reads the data, bounds contributions per unit after the join, adds the
    noise and applies the release rule (``enclave/engine/cohorts.py``);
 5. the result, or an error, leaves only at a deadline that depends on the public shape alone
-   (``enclave/engine/release_timing.py``).
+   (``enclave/engine/release_timing.py``), measured on the session's clock and slept with its
+   ``sleep``: the engine reads no clock of its own.
 
 The ledger has already been debited by the session (check and debit in one step) before this
 runs. Each analysis module's first statistic is its distinct-unit count: the one τ applies to.
@@ -19,15 +20,15 @@ runs. Each analysis module's first statistic is its distinct-unit count: the one
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from types import ModuleType
 from typing import Any, Protocol
 
-from enclave.engine import analysis_activation, analysis_attribution, analysis_counts, analysis_reach, compute
+from enclave.engine import analysis_activation, analysis_attribution, analysis_counts, analysis_reach
+from enclave.engine.aggregation import check_no_overflow
 from enclave.engine.analysis_base import Job, Output
+from enclave.engine.bounding import RandomBytes
 from enclave.engine.cohorts import Selection
 from enclave.engine.columns import ColumnarTable
 from enclave.engine.release_timing import release_deadline, wait_for_release
@@ -38,12 +39,13 @@ from protocol.privacy.plan import PrivacyPlan, privacy_plan
 
 __all__ = ["NoiseSource", "Release", "run_query"]
 
-ANALYSIS_MODULES: dict[str, ModuleType] = {
-    "overlap": analysis_counts,
-    "aggregate": analysis_counts,
-    "reach_frequency": analysis_reach,
-    "attribution": analysis_attribution,
-    "cohort_activation": analysis_activation,
+# Each kind's ``run(job, noisy, selection)`` (the contract: ``enclave/engine/analysis_base.py``).
+ANALYSES: dict[str, Callable[[Job, dict[str, list[int]], Selection], Output]] = {
+    "overlap": analysis_counts.run,
+    "aggregate": analysis_counts.run,
+    "reach_frequency": analysis_reach.run,
+    "attribution": analysis_attribution.run,
+    "cohort_activation": analysis_activation.run,
 }
 
 
@@ -110,10 +112,10 @@ def run_query(
     policy: Policy,
     tables: dict[str, ColumnarTable],
     noise: NoiseSource,
-    random_bytes: Callable[[int], bytes],
+    random_bytes: RandomBytes,
     *,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
 ) -> Release:
     """Run ``plan``; the ledger must already have been charged. See the module docstring."""
     started = clock()
@@ -125,11 +127,10 @@ def run_query(
         if plan.metric is not None and plan.metric_spec is not None:
             metric_dataset = policy.dataset(plan.metric.dataset)
             assert metric_dataset is not None
-            compute.check_no_overflow(metric_dataset.max_rows, plan.metric_spec.min, plan.metric_spec.max)
+            check_no_overflow(metric_dataset.max_rows, plan.metric_spec.min, plan.metric_spec.max)
         noisy = {c.statistic.name: _draw(noise, c) for c in pp.calibrated}  # before any data
         job = Job(plan, policy, tables, random_bytes)
-        out = ANALYSIS_MODULES[plan.analysis.kind].run(
-            job, noisy, Selection(policy.privacy.min_cohort_size, pp.tau))
+        out = ANALYSES[plan.analysis.kind](job, noisy, Selection(policy.privacy.min_cohort_size, pp.tau))
     finally:
         wait_for_release(started, release_deadline(pp.cells, n_rows), clock=clock, sleep=sleep)
     return Release(out.columns, out.rows, _metadata(plan, policy, pp, noise, out))

@@ -5,11 +5,11 @@ own people are matched (and in the cohort). The policy must therefore name exact
 recipient that owns a joined dataset and say ``release_own_identifiers = true``; the ids come
 only from that recipient's table, so an unmatched id of the other party can never appear.
 
-The cohort's size gates the release: its distinct matched units (one cell; a unit adds 1, so
-cells_per_unit 1, per_cell 1) get noise, and ids are released only when the noisy size reaches
-``min_cohort_size``. The result is padded to a size that depends only on the policy's
-``max_identifiers`` (larger cohorts release a uniform sample of that many), so the host cannot
-read the cohort size from the ciphertext length.
+``run`` adds the pre-drawn noise to the cohort's distinct matched units and releases ids only
+when that noisy size passes the ``Selection`` (the size's sensitivity:
+``protocol/privacy/statistics.py``). The result is padded to a size that depends only on the
+policy's ``max_identifiers`` (larger cohorts release a uniform sample of that many), so the
+host cannot read the cohort size from the ciphertext length.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def _in_cohort(job: Job, row_user_of: dict[str, np.ndarray], n_matched: int) -> 
 def _own_ids(job: Job, row_user_of: dict[str, np.ndarray], member: np.ndarray,
              cap: int) -> tuple[list[bytes], bool]:
     recipient = job.plan.analysis.recipients[0]
-    own = next(name for name in job.policy.join if job.policy.dataset(name).owner == recipient)  # type: ignore[union-attr]
+    owners = {d.name: d.owner for d in job.policy.datasets}
+    own = next(name for name in job.policy.join if owners[name] == recipient)
     user = row_user_of[own]
     rows = np.flatnonzero(user >= 0)
     rows = rows[member[user[rows]]]

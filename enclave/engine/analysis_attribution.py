@@ -1,20 +1,11 @@
 """``attribution``: conversions among exposed vs unexposed converters, per exposure cohort.
 
-The converters are the distinct units of the metric's dataset (all of them, matched or not);
-a converter is *exposed* to a cohort (e.g. a campaign) when a matched row of the ``group_by``
-dataset puts it there. Per converter: conversions = its rows, at most Linf (uniformly chosen),
-and value = their sum, each clamped to [lo, hi] (C = max(|lo|, |hi|)). Exposures are bounded
-to k = min(L0, cohorts) cohorts per unit (uniformly chosen).
-
-Released vectors have one cell per cohort (the exposed converters) plus one "all converters"
-cell; a unit touches at most its k exposed cells and the total, so cells_per_unit = k + 1 and
-
-* ``converters``:  per_cell 1
-* ``conversions``: per_cell Linf
-* ``value``:       per_cell Linf·C
-
-Unexposed = noisy total - noisy exposed (post-processing): one cheap total instead of a second
-set of per-cohort cells that every converter would touch.
+The converters are the distinct units of the metric's dataset (all of them, matched or not); a
+converter is *exposed* to a cohort (e.g. a campaign) when a matched row of the ``group_by``
+dataset puts it there, with exposures bounded to L0 cohorts per unit. ``run`` releases, per
+cohort, the exposed converters, their conversions (≤ Linf rows each) and value (clamped), plus
+one "all converters" total; unexposed = noisy total - noisy exposed (post-processing). What one
+unit can change in each vector: ``protocol/privacy/statistics.py``.
 """
 
 from __future__ import annotations
@@ -24,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from enclave.engine import compute
 from enclave.engine.analysis_base import Job, Output
+from enclave.engine.bounding import bound_contributions, per_user_metric
 from enclave.engine.cohorts import Selection, cohort_labels, fixed_point_text, row_cohorts
+from enclave.engine.join import UserMatch, unit_codes
 
 __all__ = ["run"]
 
 
-
-def _exposed_units(job: Job, match: compute.UserMatch, exposure_user: np.ndarray,
+def _exposed_units(job: Job, match: UserMatch, exposure_user: np.ndarray,
                    matched_to_unit: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """(converter unit, cohort) of every kept exposure pair, and the cohort count."""
     plan = job.plan
@@ -40,7 +31,7 @@ def _exposed_units(job: Job, match: compute.UserMatch, exposure_user: np.ndarray
     table = job.tables[plan.group_by[0].dataset]
     row_cohort, n_cohorts = row_cohorts(job.policy, table, plan.group_by, rows)
     users = exposure_user[rows]
-    keep = compute.bound_contributions(  # one row per (unit, cohort) shows exposure: Linf = 1
+    keep = bound_contributions(  # one row per (unit, cohort) shows exposure: Linf = 1
         users, row_cohort, match.n_matched, max_cohorts_per_user=job.privacy.max_cohorts_per_user,
         max_rows_per_user_per_cohort=1, random_bytes=job.random_bytes, n_cohorts=n_cohorts,
     )
@@ -54,12 +45,12 @@ def _true_values(job: Job) -> dict[str, list[int]]:
     assert plan.metric is not None and plan.metric_spec is not None
     match, row_user_of = job.match()
     table = job.tables[plan.metric.dataset]
-    unit, n_units = compute.unit_codes(table.ids)
+    unit, n_units = unit_codes(table.ids)
     linf = privacy.max_rows_per_user
     conversions = np.minimum(np.bincount(unit, minlength=n_units), linf).astype(np.int64)
-    value = compute.per_user_metric(unit, table.column(plan.metric.column), n_units,
-                                    lo=plan.metric_spec.min, hi=plan.metric_spec.max,
-                                    max_rows_per_user=linf, random_bytes=job.random_bytes)
+    value = per_user_metric(unit, table.column(plan.metric.column), n_units,
+                            lo=plan.metric_spec.min, hi=plan.metric_spec.max,
+                            max_rows_per_user=linf, random_bytes=job.random_bytes)
     converter_user = row_user_of[plan.metric.dataset]
     matched_to_unit = np.full(match.n_matched, -1, dtype=np.int64)
     matched_to_unit[converter_user[converter_user >= 0]] = unit[converter_user >= 0]

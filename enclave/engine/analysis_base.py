@@ -10,15 +10,15 @@ data, in ``protocol/privacy/statistics.py`` (the party's lint runs it too).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from enclave.engine import compute
+from enclave.engine.bounding import RandomBytes, bound_contributions
 from enclave.engine.cohorts import row_cohorts
 from enclave.engine.columns import ColumnarTable
+from enclave.engine.join import UserMatch, match_users
 from enclave.requests.authorization import QueryPlan
 from protocol.policy import Policy, Privacy
 
@@ -30,16 +30,16 @@ class Job:
     plan: QueryPlan
     policy: Policy
     tables: dict[str, ColumnarTable]
-    random_bytes: Callable[[int], bytes]
+    random_bytes: RandomBytes
 
     @property
     def privacy(self) -> Privacy:
         return self.policy.privacy
 
-    def match(self) -> tuple[compute.UserMatch, dict[str, np.ndarray]]:
+    def match(self) -> tuple[UserMatch, dict[str, np.ndarray]]:
         """Matched units of the two joined datasets, and each dataset's row -> unit code."""
         left_name, right_name = self.policy.join
-        match = compute.match_users(self.tables[left_name].ids, self.tables[right_name].ids)
+        match = match_users(self.tables[left_name].ids, self.tables[right_name].ids)
         return match, {left_name: match.left_user, right_name: match.right_user}
 
     def bounded_rows(self, dataset: str) -> BoundedRows:
@@ -50,7 +50,7 @@ class Job:
         matched = row_user >= 0
         cohorts, n_cohorts = row_cohorts(self.policy, self.tables[dataset], self.plan.group_by, matched)
         users = row_user[matched]
-        keep = compute.bound_contributions(
+        keep = bound_contributions(
             users, cohorts, match.n_matched,
             max_cohorts_per_user=self.privacy.max_cohorts_per_user,
             max_rows_per_user_per_cohort=self.privacy.max_rows_per_user,
@@ -61,7 +61,7 @@ class Job:
 
 @dataclass(frozen=True)
 class BoundedRows:
-    match: compute.UserMatch
+    match: UserMatch
     row_user_of: dict[str, np.ndarray]  # per joined dataset: row -> matched unit code or -1
     users: np.ndarray  # unit of each matched row of the dataset
     cohorts: np.ndarray  # cohort code of each matched row

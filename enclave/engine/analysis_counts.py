@@ -1,15 +1,9 @@
-"""``overlap`` and ``aggregate``: distinct matched units, rows and metric sums per cohort.
+"""``overlap`` and ``aggregate``: per cohort, the distinct matched units (and kept rows and metric sum).
 
-What one unit can change, after ``compute.bound_contributions`` (≤ L0 cohorts per unit, ≤ Linf
-rows per unit and cohort) and ``compute.per_user_metric`` (≤ Linf rows per unit, each clamped
-to [lo, hi], C = max(|lo|, |hi|)); a unit is in at most k = min(L0, cohorts) cohorts:
-
-* ``users``: 1 in each of k cohorts                           -> cells_per_unit k, per_cell 1
-* ``rows``:  ≤ Linf in each of k cohorts                      -> per_cell Linf
-* ``sum``:   its clamped total ≤ Linf·C, once per cohort it is in -> per_cell Linf·C
-
-(the same bounds as ``compute.sensitivities``; a test checks they agree). Released means are
-noisy sum / noisy users: post-processing, no extra cost.
+``run`` bounds each unit's rows (``Job.bounded_rows``) and metric total
+(``bounding.per_user_metric``), counts per cohort (``aggregation.aggregate``), adds the pre-drawn
+noise and releases the cohorts the ``Selection`` allows. Means are noisy sum / noisy users
+(post-processing). What one unit can change in each vector: ``protocol/privacy/statistics.py``.
 """
 
 from __future__ import annotations
@@ -20,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from enclave.engine import compute
+from enclave.engine.aggregation import aggregate
 from enclave.engine.analysis_base import Job, Output
+from enclave.engine.bounding import per_user_metric
 from enclave.engine.cohorts import Selection, cohort_labels, fixed_point_text
 
 __all__ = ["run"]
-
 
 
 @dataclass(frozen=True)
@@ -47,12 +41,12 @@ def _true_counts(job: Job) -> _Counts:
         metric_user = row_user_of[plan.metric.dataset]
         metric_rows = metric_user >= 0
         values = job.tables[plan.metric.dataset].column(plan.metric.column)[metric_rows]
-        user_metric = compute.per_user_metric(
+        user_metric = per_user_metric(
             metric_user[metric_rows], values, match.n_matched,
             lo=plan.metric_spec.min, hi=plan.metric_spec.max,
             max_rows_per_user=privacy.max_rows_per_user, random_bytes=job.random_bytes,
         )
-    result = compute.aggregate(rows.users, rows.cohorts, rows.n_cohorts, user_metric, rows.keep)
+    result = aggregate(rows.users, rows.cohorts, rows.n_cohorts, user_metric, rows.keep)
     return _Counts(result.users, result.rows, result.metric_sum)
 
 

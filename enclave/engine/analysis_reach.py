@@ -1,36 +1,29 @@
-"""``reach_frequency``: distinct matched units reached per cohort and a capped frequency histogram.
+"""``reach_frequency``: per cohort, the distinct matched units reached and a capped frequency histogram.
 
-The exposures are the rows of the analysis's ``events`` dataset. After bounding (≤ L0 cohorts
-per unit, ≤ Linf rows per unit and cohort) a unit's frequency in a cohort is its number of kept
-rows, and it falls in exactly one bucket 1, 2, ..., F-1, "F or more" of each of its ≤ k =
-min(L0, cohorts) cohorts. So:
-
-* ``reach``:     1 in each of k cohorts                     -> cells_per_unit k, per_cell 1
-* ``frequency``: 1 in one bucket of each of k cohorts       -> cells_per_unit k, per_cell 1
-
-Frequencies above Linf cannot occur (the policy requires F ≤ Linf), so the cap loses nothing
-the bounding has not already removed.
+The exposures are the rows of the analysis's ``events`` dataset. ``run`` bounds them
+(``Job.bounded_rows``), counts each unit's kept rows per cohort into buckets 1, 2, ..., F-1,
+"F or more" (``aggregation.frequency_histogram``), adds the pre-drawn noise and releases the
+cohorts the ``Selection`` allows. What one unit can change: ``protocol/privacy/statistics.py``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from enclave.engine import compute
+from enclave.engine.aggregation import frequency_histogram
 from enclave.engine.analysis_base import Job, Output
 from enclave.engine.cohorts import Selection, cohort_labels
 
 __all__ = ["run"]
 
 
-
 def run(job: Job, noisy: dict[str, list[int]], selection: Selection) -> Output:
     plan = job.plan
     events, f = plan.analysis.events, plan.analysis.max_frequency
     assert events is not None and f is not None
-    rows = job.bounded_rows(events)
-    histogram = compute.frequency_histogram(rows.users[rows.keep], rows.cohorts[rows.keep],
-                                            rows.n_cohorts, f)
+    bounded = job.bounded_rows(events)
+    histogram = frequency_histogram(bounded.users[bounded.keep], bounded.cohorts[bounded.keep],
+                                    bounded.n_cohorts, f)
     reach = histogram.sum(axis=1)
 
     labels = cohort_labels(job.policy, plan.group_by)

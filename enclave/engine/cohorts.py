@@ -24,11 +24,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from enclave.engine import compute
 from enclave.engine.columns import ColumnarTable
-from protocol.policy import ColumnRef, Dataset, Policy
+from protocol.errors import InvalidInput
+from protocol.policy import ColumnRef, Dimension, Policy
 
-__all__ = ["Selection", "cohort_labels", "fixed_point_text", "row_cohorts"]
+__all__ = ["Selection", "cohort_codes", "cohort_labels", "fixed_point_text", "row_cohorts"]
 
 
 @dataclass(frozen=True)
@@ -41,35 +41,53 @@ class Selection:
         return noisy_units >= self.min_cohort_size and (self.tau is None or noisy_units >= self.tau)
 
 
-def _dataset(policy: Policy, name: str) -> Dataset:
-    dataset = policy.dataset(name)
-    assert dataset is not None, "authorize checked every column"
-    return dataset
+def _dimension(policy: Policy, ref: ColumnRef) -> Dimension:
+    dataset = policy.dataset(ref.dataset)
+    dimension = dataset.dimension(ref.column) if dataset is not None else None
+    assert dimension is not None, "authorize checked every column"
+    return dimension
 
 
 def cohort_labels(policy: Policy, group_by: Sequence[ColumnRef]) -> list[list[str]]:
     """Labels of every cohort in mixed-radix order (first column most significant)."""
     labels: list[list[str]] = [[]]
     for ref in group_by:
-        dimension = _dataset(policy, ref.dataset).dimension(ref.column)
-        assert dimension is not None
-        labels = [[*prefix, value] for prefix in labels for value in dimension.values]
+        labels = [[*prefix, value] for prefix in labels for value in _dimension(policy, ref).values]
     return labels
+
+
+def cohort_codes(dim_columns: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.ndarray, int]:
+    """Mixed-radix cohort code per row (first column most significant) and the cohort count."""
+    if not dim_columns or len(dim_columns) != len(sizes):
+        raise InvalidInput("one size per dimension column is required")
+    n_cohorts = 1
+    for size in sizes:
+        n_cohorts *= int(size)
+    if min(sizes) < 1 or n_cohorts > 2**31:
+        raise InvalidInput("cohort space is empty or too large")
+    codes = np.zeros(len(dim_columns[0]), dtype=np.int64)
+    for col, size in zip(dim_columns, sizes, strict=True):
+        if len(col) != len(codes):
+            raise InvalidInput("dimension columns differ in length")
+        if len(col) and int(col.max()) >= size:
+            raise InvalidInput("a dimension code is outside its declared values")
+        codes *= size
+        codes += col
+    return codes, n_cohorts
 
 
 def row_cohorts(policy: Policy, table: ColumnarTable, group_by: Sequence[ColumnRef],
                 rows: np.ndarray) -> tuple[np.ndarray, int]:
-    """Cohort code of each selected row (as ``compute.cohort_codes``), and the cohort count.
+    """Cohort code of each selected row (as ``cohort_codes``), and the cohort count.
 
     ``rows`` selects rows of ``table``: a boolean mask or an index array.
     """
     if not group_by:
         n = int(np.count_nonzero(rows)) if rows.dtype == bool else len(rows)
         return np.zeros(n, dtype=np.int64), 1
-    dataset = _dataset(policy, group_by[0].dataset)
     dims = [table.column(ref.column)[rows] for ref in group_by]
-    sizes = [len(dataset.dimension(ref.column).values) for ref in group_by]  # type: ignore[union-attr]
-    return compute.cohort_codes(dims, sizes)
+    sizes = [len(_dimension(policy, ref).values) for ref in group_by]
+    return cohort_codes(dims, sizes)
 
 
 def fixed_point_text(value: Fraction, scale: int) -> str:

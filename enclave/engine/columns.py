@@ -79,12 +79,6 @@ class ColumnarTable:
             self._cols[name][self._rows : self._rows + n] = batch[name]
         self._rows += n
 
-    def truncate(self, rows: int) -> None:
-        """Forget every row from ``rows`` on (rolls back a failed upload; keeps the capacity)."""
-        if not 0 <= rows <= self._rows:
-            raise InvalidInput("cannot truncate beyond the filled rows")
-        self._rows = rows
-
     def shrink_to_fit(self) -> None:
         """Give back capacity far beyond the filled rows (an over-stated row hint, say).
 

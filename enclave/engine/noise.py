@@ -18,13 +18,7 @@ from fractions import Fraction
 
 from protocol.privacy.accounting import Rational, rational
 
-__all__ = [
-    "bernoulli",
-    "bernoulli_exp",
-    "discrete_gaussian",
-    "discrete_laplace",
-    "noise_vector",
-]
+__all__ = ["bernoulli", "bernoulli_exp", "discrete_gaussian", "discrete_laplace", "noise_vector"]
 
 RandBelow = Callable[[int], int]
 

@@ -1,7 +1,7 @@
 """Release a result at a time that depends only on the query's public shape.
 
 Exact samplers take longer for larger noise, and joins and bounding take longer for some data
-(reference §1, Jin et al. 2022). So a result, or an error raised after the budget was charged,
+(docs/privacy.md; Jin et al. 2022). So a result, or an error raised after the budget was charged,
 leaves ``run_query`` no earlier than a deadline computed from public numbers only: the cells the
 query releases and the rows the host itself uploaded. If the work overruns the deadline, the
 release waits for the next deadline doubling, so an overrun leaks at most log2 of its size.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 __all__ = ["BASE_S", "PER_CELL_S", "PER_ROW_S", "release_deadline", "wait_for_release"]
 
-BASE_S = 0.02  # fixed cost: policy checks, signing, sealing
+BASE_S = 0.02  # fixed cost: authorization, signing, sealing
 PER_CELL_S = 400e-6  # up to four exact draws per cell at ≥ 10k draws/s (discrete Gaussian, σ ≈ 1)
 # Join, bounding and aggregation: a few sorts over each uploaded row. Measured 0.05-0.14 µs per
 # row on the benchmark machine (benchmarks/RESULTS.md); 0.2 µs keeps a margin without padding a
@@ -34,12 +34,14 @@ def wait_for_release(started: float, deadline_s: float, *, clock: Callable[[], f
                      sleep: Callable[[float], None]) -> float:
     """Sleep until ``started + deadline_s`` (or the next doubling if that has passed).
 
-    Returns the padded duration. ``clock`` is monotonic seconds; both are injected so that tests
-    need not wait.
+    Returns the padded duration. ``clock`` (seconds) and ``sleep`` are the session's, injected:
+    the deadline is measured on ``clock``, and ``sleep`` is asked once for what remains (a sleep
+    lasts at least as long as asked; under Gramine the host serves both anyway).
     """
     target = deadline_s
-    while clock() - started > target:
+    elapsed = clock() - started
+    while elapsed > target:
         target *= 2
-    while (left := started + target - clock()) > 0:
-        sleep(left)
+    if target > elapsed:
+        sleep(target - elapsed)
     return target

@@ -1,4 +1,4 @@
-"""The only code that says yes or no to a query (DESIGN.md §5).
+"""The only code that says yes or no to a query (docs/design.md).
 
 ``authorize`` turns a verified, non-replayed ``query_request`` into a ``QueryPlan`` or raises
 ``PolicyViolation``. It reads the policy and the request, never data, so a refusal cannot

@@ -1,4 +1,4 @@
-"""Open a party's encrypted upload (DESIGN.md §6): signed header, HPKE-wrapped key, GCM chunks.
+"""Open a party's encrypted upload (docs/design.md): signed header, HPKE-wrapped key, GCM chunks.
 
 Every way a ciphertext can fail to authenticate (wrong enclave key, bad tag, a chunk dropped,
 reordered, spliced from another upload, or the stream cut short) surfaces as the single
@@ -56,6 +56,7 @@ class UploadOpener:
         header = unpack_document("upload_header", header_bytes)
         verify_party_signature(policy, header["party"], UPLOAD_HEADER_LABEL, header_bytes, signature)
         self.header: dict[str, Any] = header
+        self.upload_id: bytes = header["upload_id"]
         self.dataset: Dataset = _dataset_for(policy, header)
         self._chunk_size = header["chunk_size"]
         self._header_bytes = header_bytes
@@ -71,10 +72,6 @@ class UploadOpener:
         self._next_index = 0
         self.finished = False
         self._digest = upload_digest_init(header_bytes, signature)
-
-    @property
-    def upload_id(self) -> bytes:
-        return self.header["upload_id"]
 
     def open_chunk(self, last: bool, ciphertext: bytes) -> memoryview:
         """Decrypt the next chunk into the upload's reused buffer and return a view of it.

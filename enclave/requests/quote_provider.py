@@ -1,6 +1,6 @@
 """Enclave side: obtain an SGX quote from Gramine's ``/dev/attestation`` pseudo-files.
 
-Gramine's interface is plain files (reference/gramine.md §2): write 64 bytes to
+Gramine's interface is plain files (docs/gramine.md): write 64 bytes to
 ``user_report_data``, then read ``quote``. The pair is process-global and not thread-safe, so
 one lock covers write-then-read. Each quote is a round trip to the quoting enclave, so quotes
 are cached per REPORTDATA. Stdlib only, no network: this module is part of the TCB.

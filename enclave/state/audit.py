@@ -1,4 +1,4 @@
-"""The audit log: a hash chain of enclave-signed entries (DESIGN.md §10).
+"""The audit log: a hash chain of enclave-signed entries (docs/design.md).
 
 The enclave keeps only the head (sequence number and hash, sealed with its state); the entries
 themselves leave with the reply that caused them and the untrusted host stores and serves them.

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 __all__ = ["EnclaveKeys"]
-
-_RAW = {"encoding": serialization.Encoding.Raw, "format": serialization.PublicFormat.Raw}
-_RAW_PRIVATE = {
-    "encoding": serialization.Encoding.Raw,
-    "format": serialization.PrivateFormat.Raw,
-    "encryption_algorithm": serialization.NoEncryption(),
-}
 
 
 @dataclass(frozen=True)
@@ -29,21 +21,18 @@ class EnclaveKeys:
 
     @property
     def enc_pub(self) -> bytes:
-        return self.encryption.public_key().public_bytes(**_RAW)
+        return self.encryption.public_key().public_bytes_raw()
 
     @property
     def sig_pub(self) -> bytes:
-        return self.signing.public_key().public_bytes(**_RAW)
+        return self.signing.public_key().public_bytes_raw()
 
     def sign(self, label: bytes, body: bytes) -> bytes:
         return self.signing.sign(label + body)
 
     def to_sealable(self) -> dict[str, bytes]:
         """Raw private keys, only ever written through ``enclave.state.sealing``."""
-        return {
-            "encryption": self.encryption.private_bytes(**_RAW_PRIVATE),
-            "signing": self.signing.private_bytes(**_RAW_PRIVATE),
-        }
+        return {"encryption": self.encryption.private_bytes_raw(), "signing": self.signing.private_bytes_raw()}
 
     @classmethod
     def from_sealed(cls, data: dict[str, bytes]) -> EnclaveKeys:

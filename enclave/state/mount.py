@@ -26,10 +26,7 @@ import os
 from pathlib import Path
 
 __all__ = [
-    "STATE_KEY_NAME_DIRECT",
-    "STATE_KEY_NAME_SGX",
-    "insecure_direct_mode_key",
-    "provision_direct_mode_key",
+    "STATE_KEY_NAME_DIRECT", "STATE_KEY_NAME_SGX", "insecure_direct_mode_key", "provision_direct_mode_key",
 ]
 
 #: Key name of the state mount under gramine-sgx: the MRENCLAVE-bound sealing key.

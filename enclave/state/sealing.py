@@ -9,7 +9,7 @@ used directly, as Gramine advises, so the encrypted mount and this envelope use 
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -34,9 +34,12 @@ def derive_sealing_key(root_key: bytes) -> bytes:
     return hkdf.derive(root_key)
 
 
-def seal(state: dict[str, Any], key: bytes) -> bytes:
+def seal(state: dict[str, Any], key: bytes, *, random_bytes: Callable[[int], bytes]) -> bytes:
+    """Encrypt ``state`` under ``key``; ``random_bytes`` (the session's CSPRNG) picks the nonce."""
     body = msgpack.packb({"version": SEALED_STATE_VERSION, "state": state}, use_bin_type=True)
-    nonce = os.urandom(_NONCE_BYTES)
+    nonce = random_bytes(_NONCE_BYTES)
+    if len(nonce) != _NONCE_BYTES:
+        raise StateError("random source returned the wrong number of bytes")
     return nonce + AESGCM(key).encrypt(nonce, body, _AAD)
 
 
@@ -48,4 +51,7 @@ def unseal(blob: bytes, key: bytes) -> dict[str, Any]:
         raise StateError("sealed state did not authenticate") from exc
     if not isinstance(doc, dict) or doc.get("version") != SEALED_STATE_VERSION:
         raise StateError("sealed state has an unsupported version")
-    return doc["state"]
+    state = doc.get("state")
+    if not isinstance(state, dict):
+        raise StateError("sealed state is malformed")
+    return state

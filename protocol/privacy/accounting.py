@@ -2,7 +2,7 @@
 
 Every released vector is a ``Statistic``: the analysis says how many of its cells one privacy
 unit can touch (``cells_per_unit``) and by how much at most (``per_cell``), both derived from
-the policy's contribution bounds and clamps (reference/differential-privacy.md §5.3). Then
+the policy's contribution bounds and clamps (docs/privacy.md). Then
 
 * L1 sensitivity   Δ1  = cells_per_unit · per_cell
 * L2 sensitivity²  Δ2² = cells_per_unit · per_cell²   (kept squared: an exact integer)
@@ -24,16 +24,8 @@ from decimal import ROUND_CEILING, Decimal, localcontext
 from fractions import Fraction
 
 __all__ = [
-    "MECHANISMS",
-    "Calibrated",
-    "Rational",
-    "Statistic",
-    "bun_steinke_epsilon",
-    "calibrate",
-    "decimal_text",
-    "gaussian_sigma2",
-    "laplace_scale",
-    "rational",
+    "MECHANISMS", "Calibrated", "Rational", "Statistic", "bun_steinke_epsilon", "calibrate", "decimal_text",
+    "gaussian_sigma2", "laplace_scale", "rational",
 ]
 
 Rational = Fraction | int | str

@@ -3,11 +3,11 @@
 Each function below returns an analysis's released vectors as ``Statistic`` values (length,
 cells one unit touches, and by how much at most); ``accounting.calibrate`` turns them into exact
 noise parameters. The bounds hold because the enclave's query engine enforces them before any
-noise is added (``enclave/engine/compute.py``: ``bound_contributions`` keeps ≤ L0 cohorts per unit
-and ≤ Linf rows per unit and cohort; ``per_user_metric`` keeps ≤ Linf rows per unit, each clamped
-to [lo, hi], C = max(|lo|, |hi|)). ``tests/enclave/test_analyses.py`` checks that the engine's own
-sensitivities agree with these. This module reads no data, so the party's ``policy lint`` runs
-exactly the enclave's arithmetic.
+noise is added (``enclave/engine/bounding.py``: ``bound_contributions`` keeps ≤ L0 cohorts per
+unit and ≤ Linf rows per unit and cohort; ``per_user_metric`` keeps ≤ Linf rows per unit, each
+clamped to [lo, hi], C = max(|lo|, |hi|)). This is the one derivation of these sensitivities: the
+analysis modules point here. It reads no data, so the party's ``policy lint`` runs exactly the
+enclave's arithmetic.
 """
 
 from __future__ import annotations

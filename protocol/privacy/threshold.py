@@ -1,8 +1,8 @@
-"""The release threshold τ for private cohort keys (reference/differential-privacy.md §4, §5.5).
+"""The release threshold τ for private cohort keys (docs/privacy.md).
 
 A cohort key that exists only because of one unit u must be released with probability at most
 δ/L0: u holds at most L0 keys, so the key set leaks with probability at most δ overall. The
-thresholded statistic is a count of *distinct* units, to which u adds exactly 1 (the reference's
+thresholded statistic is a count of *distinct* units, to which u adds exactly 1 (in general,
 Linf is u's largest contribution to the thresholded count; for a distinct count it is 1). So
 u's key, of true count 1, is released when 1 + Z ≥ τ, i.e. Z ≥ k with k = τ - 1, and τ is the
 smallest integer with L0 · P[Z ≥ τ - 1] ≤ δ.

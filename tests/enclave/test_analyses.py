@@ -16,7 +16,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from enclave.engine import compute
 from protocol.errors import PolicyViolation
 from protocol.privacy.statistics import statistics
 from tests.conftest import EXAMPLE_POLICY, ZeroNoise, bind_policy
@@ -233,7 +232,7 @@ def test_activation_with_two_columns(example: EnclaveHarness, parties) -> None:
 
 def test_activation_below_minimum_releases_nothing_and_keeps_its_size(example: EnclaveHarness,
                                                                      parties) -> None:
-    def sealed(cohort: str) -> bytes:
+    def encrypted(cohort: str) -> bytes:  # the result as the host relays it
         reply = example.call("query", example.signed_query(
             parties["advertiser"], "activate_converters", {"cohort": {"impressions.campaign": cohort}}))
         return reply["results"]["advertiser"]
@@ -243,7 +242,7 @@ def test_activation_below_minimum_releases_nothing_and_keeps_its_size(example: E
     assert small.rows == [] and small.privacy["suppressed_cohorts"] == 1
     # The host sees only ciphertext sizes: they must not reveal how many ids matched (only the
     # noisy size's own msgpack width, a few bytes, may differ).
-    assert abs(len(sealed("spring_sale")) - len(sealed("trail_launch"))) <= 8
+    assert abs(len(encrypted("spring_sale")) - len(encrypted("trail_launch"))) <= 8
 
 
 @pytest.mark.parametrize(("party", "params"), [
@@ -305,13 +304,12 @@ def test_zcdp_private_threshold_uses_the_gaussian_tail(parties) -> None:
 # --------------------------------------------------------------------------------- sensitivities
 
 
-def test_count_statistics_agree_with_compute_sensitivities(example: EnclaveHarness) -> None:
+def test_count_statistics_follow_from_the_policy_bounds(example: EnclaveHarness) -> None:
     policy = example.policy
     analysis = policy.analysis("conversions_by_segment")
     metric = policy.dataset("conversions").metric("value")
     stats = {s.name: s for s in statistics(analysis, policy.privacy, metric, 48)}
-    sens = compute.sensitivities(max_cohorts_per_user=4, max_rows_per_user_per_cohort=8,
-                                 max_rows_per_user=8, lo=metric.min, hi=metric.max)
-    assert (stats["users"].l1, stats["users"].l2_sq) == (sens.users_l1, sens.users_l2_sq)
-    assert (stats["rows"].l1, stats["rows"].l2_sq) == (sens.rows_l1, sens.rows_l2_sq)
-    assert (stats["sum"].l1, stats["sum"].l2_sq) == (sens.metric_l1, sens.metric_l2_sq)
+    c = max(abs(metric.min), abs(metric.max))  # L0 = 4 cohorts per unit, Linf = 8 rows
+    assert (stats["users"].l1, stats["users"].l2_sq) == (4, 4)
+    assert (stats["rows"].l1, stats["rows"].l2_sq) == (4 * 8, 4 * 8**2)
+    assert (stats["sum"].l1, stats["sum"].l2_sq) == (4 * 8 * c, 4 * (8 * c) ** 2)

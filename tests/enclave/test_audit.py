@@ -69,12 +69,12 @@ def test_a_query_that_fails_after_its_charge_still_publishes_its_entries(enclave
     impressions, conversions = _data()
     _upload(enclave, parties["publisher"], "impressions", impressions)
     _upload(enclave, parties["advertiser"], "conversions", conversions)
-    import enclave.requests.session as session_module
+    import enclave.requests.queries as queries_module
 
     def broken(*args, **kwargs):
         raise ValueError("simulated fault inside the analysis")
 
-    monkeypatch.setattr(session_module, "run_query", broken)
+    monkeypatch.setattr(queries_module, "run_query", broken)
     reply = enclave.call_raw(pack(
         "query", enclave.signed_query(parties["advertiser"], "overlap", {"group_by": []})))
     assert reply.type == "error" and reply.body["code"] == "internal"

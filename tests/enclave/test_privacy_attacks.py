@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from enclave.engine import compute
+from enclave.engine import analysis_base
 from enclave.engine.analyses import run_query
 from enclave.engine.columns import ColumnarTable
 from enclave.engine.noise_source import ExactNoise
@@ -212,8 +212,8 @@ def test_noise_is_drawn_before_the_data_is_read(mode: str, monkeypatch: pytest.M
             events.append(f"noise {count}")
             return [0] * count
 
-    original = compute.match_users
-    monkeypatch.setattr(compute, "match_users", lambda *a: (events.append("join"), original(*a))[1])
+    original = analysis_base.match_users
+    monkeypatch.setattr(analysis_base, "match_users", lambda *a: (events.append("join"), original(*a))[1])
     _run(policy, tables, "conversions_by_segment",
          {"group_by": ["impressions.campaign", "impressions.region"], "metric": "conversions.value"},
          Recording())

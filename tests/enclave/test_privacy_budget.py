@@ -2,7 +2,7 @@
 
 OpenDP 0.16.0 (requirements/dp-oracle.txt, a dev-only dependency never shipped in the enclave)
 is the oracle for the scale -> ε / ρ maps and the zCDP -> (ε, δ) conversion; those tests skip
-when it is not installed. τ is checked against the reference's table and an exact summation,
+when it is not installed. τ is checked against the table in docs/privacy.md and an exact summation,
 never against OpenDP's threshold maps (they under-report δ, opendp/opendp#2922).
 """
 
@@ -42,7 +42,7 @@ def test_statistic_sensitivities() -> None:
     assert (s.l1, s.l2_sq) == (200, 5 * 1600)
 
 
-# Reference §3: OpenDP's ε and the Bun–Steinke bound at δ = 1e-8.
+# docs/privacy.md: OpenDP's ε and the Bun–Steinke bound at δ = 1e-8.
 @pytest.mark.parametrize(("rho", "opendp_eps", "bound"), [
     ("0.005", 0.52, 0.61), ("0.05", 1.76, 1.97), ("0.5", 6.09, 6.57), ("5", 23.2, 24.2)])
 def test_bun_steinke_matches_the_reference_table(rho: str, opendp_eps: float, bound: float) -> None:
@@ -60,7 +60,7 @@ def test_decimal_text_rounds_up() -> None:
 
 # ------------------------------------------------------------------------------------ threshold
 
-# Reference §4: minimum τ with L0 = Linf = 1, discrete Laplace scale 1/ε.
+# docs/privacy.md: minimum τ with L0 = Linf = 1, discrete Laplace scale 1/ε.
 @pytest.mark.parametrize(("eps", "row"), [
     ("0.1", (133, 179, 225)), ("0.5", (28, 37, 47)), ("1", (15, 20, 24)), ("2", (8, 11, 13))])
 def test_laplace_threshold_reproduces_the_reference_table(eps: str, row: tuple[int, int, int]) -> None:
@@ -70,7 +70,7 @@ def test_laplace_threshold_reproduces_the_reference_table(eps: str, row: tuple[i
 
 
 def test_laplace_threshold_with_larger_l0() -> None:
-    # Reference §4: at ε = 1, δ = 1e-8, L0 = 5 needs scale 5 and τ = 99; L0 = 20: scale 20, τ = 416.
+    # docs/privacy.md: at ε = 1, δ = 1e-8, L0 = 5 needs scale 5 and τ = 99; L0 = 20: scale 20, τ = 416.
     assert release_threshold("discrete_laplace", Fraction(5), 5, Fraction(1, 10**8)) == 99
     assert release_threshold("discrete_laplace", Fraction(20), 20, Fraction(1, 10**8)) == 416
 

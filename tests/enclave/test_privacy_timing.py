@@ -11,10 +11,11 @@ from enclave.engine import release_timing
 from enclave.engine.analyses import run_query
 from enclave.engine.columns import ColumnarTable
 from enclave.requests.authorization import authorize
+from enclave.requests.session import Session
 from protocol.errors import InvalidInput
 from protocol.policy import parse_policy
 from tests.conftest import EXAMPLE_POLICY, ZeroNoise
-from tests.support.enclave_harness import digests
+from tests.support.enclave_harness import EnclaveHarness, digests
 
 
 class FakeClock:
@@ -88,8 +89,43 @@ def test_an_error_after_the_charge_is_also_padded(monkeypatch: pytest.MonkeyPatc
     def fail(*args, **kwargs):
         raise InvalidInput("boom")
 
-    monkeypatch.setattr("enclave.engine.compute.aggregate", fail)
+    monkeypatch.setattr("enclave.engine.analysis_counts.aggregate", fail)
     clock = FakeClock()
     with pytest.raises(InvalidInput):
         run_query(plan, policy, tables, ZeroNoise(), os.urandom, clock=clock, sleep=clock.sleep)
     assert clock.now == pytest.approx(release_timing.release_deadline(24, 160))
+
+
+class _SlowNoise:
+    """No noise; drawing it takes ``work`` seconds of the fake clock (the query's own work)."""
+
+    mechanism = "none (test)"
+
+    def __init__(self, clock: FakeClock, work: float) -> None:
+        self.clock, self.work = clock, work
+
+    def laplace(self, scale, count: int) -> list[int]:
+        self.clock.now += self.work
+        return [0] * count
+
+
+def test_the_release_deadline_is_measured_on_the_sessions_clock(policy_bytes: bytes, parties) -> None:
+    clock = FakeClock()
+    clock.now = 1_800_000_000.0  # wall-clock seconds: the session's clock also stamps receipts
+    deadline = release_timing.release_deadline(1, 160)  # overlap without group_by: 1 cell, 160 rows
+    noise = _SlowNoise(clock, work=deadline / 4)
+    enclave = EnclaveHarness(policy_bytes, noise, clock=clock)
+    # The harness never sleeps; this session sleeps on the fake clock, and nothing else does.
+    enclave.session = Session(mode="simulation", quote=lambda report_data: None, sealing_key=b"k" * 32,
+                              load_sealed=lambda policy_hash: None, persist=lambda policy_hash, blob: None,
+                              noise=noise, clock=clock, sleep=clock.sleep)
+    enclave.ready = enclave.call("init", {"policy": policy_bytes})
+    ids = digests(80, 5)
+    enclave.upload(parties["publisher"], "impressions", {
+        "id": ids, **{name: np.zeros(80, np.uint16) for name in ("campaign", "age_band", "region")}})
+    enclave.upload(parties["advertiser"], "conversions", {"id": ids, "value": np.arange(80, dtype=np.int64)})
+    clock.slept.clear()
+    enclave.call("query", enclave.signed_query(parties["advertiser"], "overlap", {"group_by": []},
+                                               issued_at=int(clock.now)))
+    # The work took a quarter of the deadline on the session's clock; sleep was asked for the rest.
+    assert clock.slept == [pytest.approx(deadline - deadline / 4, abs=1e-6)]  # float seconds near 1.8e9

@@ -1,0 +1,89 @@
+"""Per-cohort aggregation and histograms over kept rows, and the overflow proof that precedes them.
+
+Exact int64 arithmetic throughout (integer scatter-adds, no float), arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from protocol.errors import InvalidInput
+
+__all__ = ["AggregateCounts", "aggregate", "check_no_overflow", "frequency_histogram"]
+
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class AggregateCounts:
+    users: np.ndarray  # int64[n_cohorts]: distinct matched users with a kept row in the cohort
+    rows: np.ndarray  # int64[n_cohorts]: kept rows of matched users
+    metric_sum: np.ndarray | None  # int64[n_cohorts], or None when no metric was given
+
+
+def check_no_overflow(max_rows: int, lo: int, hi: int) -> int:
+    """Prove, before any data is read, that no int64 sum of the engine can overflow.
+
+    Every sum the engine forms (a user's metric total in ``bounding.per_user_metric``, a cohort's
+    ``metric_sum``, every partial sum inside ``np.add.at``) adds distinct rows of one metric
+    table, each clamped to [lo, hi]: ``metric_sum`` adds the totals of *distinct* users, whose
+    row sets are disjoint. So its magnitude is at most ``max_rows · C`` with C = max(|lo|, |hi|)
+    and ``max_rows`` the policy's row limit of that table. Returns that bound; raises
+    ``InvalidInput`` if it exceeds 2^63 - 1 or the clamp is malformed.
+    """
+    if not (-_INT64_MAX <= lo <= hi <= _INT64_MAX) or max_rows < 0:
+        raise InvalidInput("metric clamp or row limit is invalid")
+    bound = max_rows * max(abs(lo), abs(hi))
+    if bound > _INT64_MAX:
+        raise InvalidInput("row limit times metric clamp could overflow a 64-bit sum")
+    return bound
+
+
+def aggregate(
+    row_user: np.ndarray, row_cohort: np.ndarray, n_cohorts: int,
+    user_metric: np.ndarray | None, keep_mask: np.ndarray,
+) -> AggregateCounts:
+    """Per-cohort distinct users, kept rows and metric sum (each user's total once per cohort)."""
+    sel = keep_mask & (row_user >= 0)
+    users, cohorts = row_user[sel], row_cohort[sel]
+    if len(cohorts) and (int(cohorts.min()) < 0 or int(cohorts.max()) >= n_cohorts):
+        raise InvalidInput("cohort code out of range")
+    rows = np.bincount(cohorts, minlength=n_cohorts).astype(np.int64, copy=False)
+    pair = users * np.int64(n_cohorts)
+    pair += cohorts
+    del users
+    pair.sort()
+    distinct = np.ones(len(pair), dtype=bool)
+    distinct[1:] = pair[1:] != pair[:-1]
+    pair = pair[distinct]
+    pair_user, pair_cohort = np.divmod(pair, n_cohorts)
+    n_users = np.bincount(pair_cohort, minlength=n_cohorts).astype(np.int64, copy=False)
+    metric = None
+    if user_metric is not None:
+        metric = np.zeros(n_cohorts, dtype=np.int64)
+        np.add.at(metric, pair_cohort, user_metric[pair_user])
+    return AggregateCounts(n_users, rows, metric)
+
+
+def frequency_histogram(row_user: np.ndarray, row_cohort: np.ndarray, n_cohorts: int,
+                        max_frequency: int) -> np.ndarray:
+    """int64[n_cohorts, F]: units per cohort by their number of rows, the last bucket being ≥ F.
+
+    Pass only kept rows of matched units (``row_user >= 0``); each (unit, cohort) pair with r
+    rows adds one to bucket min(r, F) - 1 of its cohort.
+    """
+    if max_frequency < 1:
+        raise InvalidInput("max_frequency must be at least 1")
+    pair = row_user.astype(np.int64) * np.int64(n_cohorts)
+    pair += row_cohort
+    pair.sort()
+    new = np.ones(len(pair), dtype=bool)
+    new[1:] = pair[1:] != pair[:-1]
+    starts = np.flatnonzero(new)
+    per_pair = np.diff(np.append(starts, len(pair)))
+    cohort = pair[starts] % n_cohorts
+    bucket = np.minimum(per_pair, max_frequency) - 1
+    flat = np.bincount(cohort * max_frequency + bucket, minlength=n_cohorts * max_frequency)
+    return flat.astype(np.int64, copy=False).reshape(n_cohorts, max_frequency)

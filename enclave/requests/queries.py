@@ -1,0 +1,79 @@
+"""The query handler: authorize, charge the budget, run, sign, and encrypt the result to each recipient."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from enclave.engine.analyses import run_query
+from enclave.requests.authorization import QueryPlan, authorize
+from enclave.requests.envelope import verify_party_signature
+from enclave.requests.session_state import CollaborationState, Reply, SessionCore
+from protocol.crypto import HPKE_SUITE, QUERY_LABEL, RESULT_LABEL, result_hpke_info
+from protocol.errors import ConflictError, StateError
+from protocol.wire import pack_document, unpack_document
+
+__all__ = ["QueryHandlers"]
+
+
+class QueryHandlers(SessionCore):
+    def query(self, body: dict[str, Any]) -> Reply:
+        state = self._require()
+        request_bytes = body["request"]
+        request = unpack_document("query_request", request_bytes)
+        verify_party_signature(state.policy, request["party"], QUERY_LABEL, request_bytes,
+                               body["signature"])
+        query_id = hashlib.sha256(request_bytes).digest()
+        plan = authorize(state.policy, request)
+        missing = [e for e in state.manifest if e["upload_id"] not in state.ingested]
+        if missing:
+            raise StateError(f"{len(missing)} accepted upload(s) have not been replayed by the host yet")
+        for name in plan.charged_datasets:
+            if name not in state.tables:
+                raise ConflictError(f"dataset {name!r} has no accepted upload yet")
+        state.replay.check_and_remember(query_id, request["issued_at"], self._now())
+        state.ledger.charge(plan.charged_datasets, plan.cost, plan.delta)
+        self._record("query_run", {"query_id": query_id, "party": plan.requested_by,
+                                   "analysis": plan.analysis.id, "params": plan.public_params()})
+        self._record("budget_charged", {"query_id": query_id, "datasets": list(plan.charged_datasets),
+                                        "unit": state.policy.privacy.unit, "amount": str(plan.cost),
+                                        "delta": str(plan.delta)})
+        self._seal()  # the budget is spent before any data is read, and stays spent
+        head = state.audit.head  # the result carries the head that records its charge
+
+        # The release deadline is measured on the session's clock and padded with its sleep.
+        release = run_query(plan, state.policy, state.tables, self._noise, self._random_bytes,
+                            clock=self._clock, sleep=self._sleep)
+        privacy = {**release.privacy, "budget_remaining": {
+            name: str(state.ledger.remaining(name)) for name in plan.charged_datasets}}
+        result = pack_document("result", {
+            "collaboration_id": state.policy.collaboration_id, "policy_hash": state.policy.hash,
+            "query_id": query_id, "analysis": plan.analysis.id, "kind": plan.analysis.kind,
+            "requested_by": plan.requested_by, "recipients": list(plan.analysis.recipients),
+            "params": plan.public_params(), "simulated": self.simulated,
+            "created_at": self._now(), "columns": release.columns, "rows": release.rows,
+            "privacy": privacy, "audit_head": head.to_wire(),
+        })
+        signed = pack_document("signed", {"body": result,
+                                          "signature": state.keys.sign(RESULT_LABEL, result)})
+        encrypted = _encrypt_to_recipients(state, plan, query_id, signed)
+        self._record("result_released", {"query_id": query_id, "recipients": list(encrypted),
+                                          "result_hash": hashlib.sha256(result).digest()})
+        self._seal()
+        return "query_result", {"query_id": query_id, "results": encrypted, "audit": self._publish()}
+
+
+def _encrypt_to_recipients(state: CollaborationState, plan: QueryPlan, query_id: bytes,
+                           signed: bytes) -> dict[str, bytes]:
+    """The signed result encrypted (HPKE) to each recipient's result key, by recipient."""
+    encrypted = {}
+    for recipient in plan.analysis.recipients:
+        party = state.policy.party(recipient)
+        assert party is not None, "the policy parser checked every recipient"
+        encrypted[recipient] = HPKE_SUITE.encrypt(
+            signed, X25519PublicKey.from_public_bytes(party.result_key),
+            info=result_hpke_info(state.policy.collaboration_id, query_id, recipient),
+        )
+    return encrypted

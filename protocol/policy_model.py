@@ -1,0 +1,144 @@
+"""The parsed policy document: frozen dataclasses that ``protocol/policy.py`` builds and re-exports.
+
+Read-only once parsed; field meanings are in ``policies/README.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = [
+    "BUDGET_UNITS", "DEFAULT_DELTA", "Analysis", "ColumnRef", "Dataset", "Dimension", "Metric", "Party",
+    "Policy", "Privacy",
+]
+
+DEFAULT_DELTA = Fraction(1, 10**9)
+BUDGET_UNITS = {"pure": "epsilon", "zcdp": "rho"}  # privacy.mode -> the unit budgets are kept in
+
+
+@dataclass(frozen=True)
+class Party:
+    id: str
+    display_name: str
+    signing_key: bytes  # Ed25519 raw public key: verifies this party's requests
+    result_key: bytes  # X25519 raw public key: results are encrypted to it
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    scale: int  # fixed point: the integer sent is value * 10**scale
+    min: int  # clamp bounds, already in fixed point
+    max: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    owner: str
+    id_column: str
+    id_normalization: str
+    max_rows: int
+    dimensions: tuple[Dimension, ...]
+    metrics: tuple[Metric, ...]
+
+    def schema(self) -> tuple[tuple[str, str], ...]:
+        """Upload column layout: the id first, then dimensions, then metrics."""
+        return (
+            ("id", "id"),
+            *((d.name, "dimension") for d in self.dimensions),
+            *((m.name, "metric") for m in self.metrics),
+        )
+
+    def dimension(self, name: str) -> Dimension | None:
+        return next((d for d in self.dimensions if d.name == name), None)
+
+    def metric(self, name: str) -> Metric | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    dataset: str
+    column: str
+
+    def __str__(self) -> str:
+        return f"{self.dataset}.{self.column}"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    id: str
+    kind: str
+    requesters: tuple[str, ...]
+    recipients: tuple[str, ...]
+    epsilon: Fraction | None  # per-query charge in pure mode ...
+    rho: Fraction | None  # ... or in zcdp mode: exactly one of the two is set
+    group_by: tuple[ColumnRef, ...]  # dimensions a query may group by
+    max_group_by: int
+    metrics: tuple[ColumnRef, ...]
+    cohort_keys: str = "public"  # "private": a cohort is released only past the threshold τ
+    events: str | None = None  # reach_frequency: the dataset whose rows are the exposures
+    max_frequency: int | None = None  # reach_frequency: last histogram bucket is ">= this"
+    max_identifiers: int | None = None  # cohort_activation: at most this many ids per result
+
+    @property
+    def cost(self) -> Fraction:
+        """What one query charges to each protected dataset, in the policy's budget unit."""
+        cost = self.epsilon if self.epsilon is not None else self.rho
+        assert cost is not None
+        return cost
+
+
+@dataclass(frozen=True)
+class Privacy:
+    mode: str  # "pure" (budgets in ε) or "zcdp" (budgets in ρ)
+    min_cohort_size: int
+    max_cohorts_per_user: int  # L0
+    max_rows_per_user: int  # Linf, per (user, cohort) and per user for metrics
+    epsilon_per_query_max: Fraction | None  # pure mode
+    budget: dict[str, Fraction]  # total ε (pure) or ρ (zcdp) per protected dataset
+    rho_per_query_max: Fraction | None = None  # zcdp mode
+    delta: Fraction = DEFAULT_DELTA  # per query: private-cohort selection and ρ -> (ε, δ)
+    refresh: str = "none"
+
+    @property
+    def unit(self) -> str:
+        """The budget unit: "epsilon" or "rho"."""
+        return BUDGET_UNITS[self.mode]
+
+    @property
+    def per_query_max(self) -> Fraction:
+        cap = self.epsilon_per_query_max if self.mode == "pure" else self.rho_per_query_max
+        assert cap is not None
+        return cap
+
+
+@dataclass(frozen=True)
+class Policy:
+    raw: bytes
+    hash: bytes
+    collaboration_id: str
+    description: str
+    retention_days: int
+    parties: tuple[Party, ...]
+    datasets: tuple[Dataset, ...]
+    join: tuple[str, str]
+    privacy: Privacy
+    analyses: tuple[Analysis, ...]
+
+    def party(self, party_id: str) -> Party | None:
+        return next((p for p in self.parties if p.id == party_id), None)
+
+    def dataset(self, name: str) -> Dataset | None:
+        return next((d for d in self.datasets if d.name == name), None)
+
+    def analysis(self, analysis_id: str) -> Analysis | None:
+        return next((a for a in self.analyses if a.id == analysis_id), None)
