@@ -6,12 +6,13 @@ VENV ?= .venv
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
 
-.PHONY: help demo test lint tcb-size bench bench-smoke soak clean
+.PHONY: help demo test lint typecheck tcb-size bench bench-smoke soak clean
 
 help:
 	@echo "make demo        two-party demo in simulation mode (creates $(VENV))"
 	@echo "make test        the test suite (creates $(VENV))"
 	@echo "make lint        ruff"
+	@echo "make typecheck   mypy --strict on the trusted code (enclave/, protocol/)"
 	@echo "make tcb-size    line count of the trusted code (what the manifest measures)"
 	@echo "make bench       benchmarks vs DuckDB/Polars (BENCH_ROWS=1000000)"
 	@echo "make soak        concurrent parties + an enclave SIGKILL against a real host (SOAK_SECONDS=60)"
@@ -33,6 +34,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PYTHON) -m ruff check .
+
+typecheck: $(STAMP)
+	$(PYTHON) -m mypy
 
 tcb-size: $(STAMP)
 	$(PYTHON) -m manifests.check --tcb-size

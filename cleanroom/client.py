@@ -1,4 +1,4 @@
-"""The party-side client of the clean room's host HTTP API (docs/api-contract.md).
+"""The party-side client of the clean room's host HTTP API (docs/http-api.md).
 
 Nothing here trusts the host: the client verifies the enclave's attestation
 (``cleanroom.enclave_verification``), pins its keys (``VerifiedEnclave``), encrypts to them, and

@@ -1,4 +1,4 @@
-"""The party's HTTP transport to the clean-room host (docs/api-contract.md): bytes in, JSON out.
+"""The party's HTTP transport to the clean-room host (docs/http-api.md): bytes in, JSON out.
 
 Nothing here trusts the host; it only moves bytes and turns HTTP failures into the typed errors
 of ``protocol.errors``. The standard library is the whole stack. JSON calls use

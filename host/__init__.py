@@ -1,7 +1,7 @@
 """The untrusted host: an HTTP relay between the parties and one enclave process.
 
 It holds no keys and never sees plaintext: it stores ciphertext, forwards opaque bytes and keeps
-the enclave running (DESIGN.md §1, §7, §10). Importing this package does nothing;
+the enclave running (docs/design.md). Importing this package does nothing;
 ``create_app`` builds the Flask app and starts the enclave.
 """
 

@@ -1,4 +1,4 @@
-"""HTTP API ``/v1`` (docs/api-contract.md): relays opaque bytes between parties and the enclave.
+"""HTTP API ``/v1`` (docs/http-api.md): relays opaque bytes between parties and the enclave.
 
 Nothing here decrypts, verifies or interprets a party's data: upload bodies, query requests and
 results are bytes the host forwards and stores. Views stay thin; errors are raised as

@@ -1,6 +1,6 @@
 """The host API as an OpenAPI 3.1 document (data, served at ``GET /v1/openapi.json``).
 
-Written by hand from ``host/api.py`` and ``docs/api-contract.md`` and kept honest by
+Written by hand from ``host/api.py`` and ``docs/http-api.md`` and kept honest by
 ``tests/host/test_openapi.py``, which checks it against the real app: every ``/v1`` route and
 method is documented and vice versa, and generated requests only ever get documented statuses
 with bodies that match the documented schemas.
@@ -196,7 +196,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
             "query_id": _HEX64,
             "results": {
                 "type": "object",
-                "description": "party id -> HPKE-sealed signed result for that party",
+                "description": "party id -> signed result HPKE-encrypted for that party",
                 "additionalProperties": _B64,
             },
         },
@@ -284,7 +284,7 @@ _PATHS: dict[str, dict[str, Any]] = {
     "/v1/queries": {
         "post": {
             "operationId": "runQuery",
-            "summary": "Run a party-signed query; one sealed result per recipient",
+            "summary": "Run a party-signed query; one encrypted result per recipient",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/QueryRequest"}}},
@@ -292,7 +292,7 @@ _PATHS: dict[str, dict[str, Any]] = {
             # 404: the enclave may name an unknown resource; 422: parameters that do not fit the
             # schema; 500 includes state_invalid (uploads the host has not replayed).
             "responses": _responses(
-                {200: ("The sealed results", {"$ref": "#/components/schemas/QueryResponse"})},
+                {200: ("The encrypted results", {"$ref": "#/components/schemas/QueryResponse"})},
                 (400, 403, 404, 409, 413, 422, 500, 503)),
         }
     },
@@ -361,7 +361,7 @@ def document() -> dict[str, Any]:
             "version": "1",
             "description": (
                 "The untrusted host of the SGX data clean room. It relays ciphertext and signed, "
-                "sealed outputs between the parties and the enclave; it never holds a key. Every "
+                "encrypted outputs between the parties and the enclave; it never holds a key. Every "
                 'error is {"error": {"code", "message"}} with a stable code (host/errors.py).'
             ),
         },

@@ -1,4 +1,4 @@
-"""Durable storage of accepted upload ciphertexts and of query results (DESIGN.md §10).
+"""Durable storage of accepted upload ciphertexts and of query results (docs/design.md, durability).
 
 Layout under the state directory::
 

@@ -1,6 +1,6 @@
 """Party side: parse the host's attestation bundle and verify the enclave behind it.
 
-The bundle (docs/api-contract.md, ``GET /v1/attestation``) is untrusted JSON from the host. On
+The bundle (docs/http-api.md, ``GET /v1/attestation``) is untrusted JSON from the host. On
 top of the quote checks (``attestation.verifier.quote_checks``) it must bind the enclave's keys, the
 agreed collaboration policy and the party's fresh nonce into REPORTDATA.
 """

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 
-from attestation.insecure_simulation.pki import SIM_MR_ENCLAVE
+from attestation.insecure_simulation.platform_values import SIM_MR_ENCLAVE
 from attestation.verifier.dcap_errors import COLLATERAL_TIME, SIGNATURE_CHAIN, classify_dcap_error
 from attestation.verifier.quote_layout import QuoteFields, parse_quote_fields
 from attestation.verifier.values import check_now, intel_time

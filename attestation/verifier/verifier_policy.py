@@ -54,7 +54,7 @@ class VerifierPolicy:
 
     ``max_collateral_age`` (seconds) is judged from the TCB info ``issueDate``.
     ``expected_policy_hash`` (hex SHA-256) pins the collaboration policy a bundle must carry;
-    only ``verify_bundle`` can check it (a bare quote carries no policy).
+    only ``evaluate_bundle`` can check it (a bare quote carries no policy).
     """
 
     mr_enclaves: tuple[str, ...] = ()

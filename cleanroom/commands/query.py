@@ -27,7 +27,7 @@ __all__ = ["register"]
 def register(subparsers: Any) -> None:
     p = command(subparsers, "query", "Run an analysis the policy allows and print its result",
                 "Verifies the attestation first, signs the request with your key, opens the "
-                "result sealed to you and checks the enclave's signature on it. Results carry "
+                "result encrypted to you and checks the enclave's signature on it. Results carry "
                 "differential-privacy noise; the footer says how much budget was spent.")
     add_host(p)
     add_policy(p)

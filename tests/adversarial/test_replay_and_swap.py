@@ -17,7 +17,7 @@ import msgpack
 import pytest
 
 from cleanroom.keys import PartyKeys
-from cleanroom.results import verify_receipt
+from cleanroom.receipts import verify_receipt
 from protocol.crypto import QUERY_LABEL
 from protocol.policy import Policy
 from protocol.upload import RECORD_HEADER

@@ -98,7 +98,7 @@ class EnclaveHarness:
         return {"request": request, "signature": keys.sign(QUERY_LABEL, request)}
 
     def query(self, keys: PartyKeys, analysis: str, params: dict[str, Any]) -> dict[str, Any]:
-        from cleanroom.results import open_result  # the party's own opening code
+        from cleanroom.result_open import open_result  # the party's own opening code
 
         reply = self.call("query", self.signed_query(keys, analysis, params))
         return open_result(reply["results"][keys.party_id], keys=keys, policy=self.policy,

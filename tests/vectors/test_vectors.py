@@ -520,7 +520,8 @@ def test_party_side_verification_accepts_the_vectors(vectors: Vectors, generate:
     import base64
 
     from cleanroom.audit import verify_audit_log
-    from cleanroom.results import open_result, verify_deletion_receipt, verify_receipt
+    from cleanroom.receipts import verify_deletion_receipt, verify_receipt
+    from cleanroom.result_open import open_result
 
     policy, parties = _policy(vectors), generate.party_keys()
     sig_pub = h(_enclave(vectors)["ed25519_public"])
