@@ -94,7 +94,7 @@ def test_each_folder_imports_only_what_its_readme_allows(path: Path) -> None:
         f"{path} imports {sorted(project_imports - MAY_IMPORT[folder])}")
 
 
-@pytest.mark.parametrize("folder", [*MAY_IMPORT, "policies", "docs", "tests"])
+@pytest.mark.parametrize("folder", [*MAY_IMPORT, "policies", "docs", "tests", "requirements"])
 def test_each_top_level_folder_has_a_readme(folder: str) -> None:
     readme = ROOT / folder / "README.md"
     assert readme.is_file(), f"{folder}/ has no README.md"

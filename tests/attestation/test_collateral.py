@@ -28,7 +28,7 @@ from attestation.verifier.verify import VerifierPolicy, evaluate_quote
 from protocol.errors import AttestationError, CollateralExpired, QuoteInvalid
 
 # The real sample's earliest nextUpdate: its QE identity, 2025-07-19T10:01:18Z
-# (../shared/attestation-samples/README.md: the last `now` that verifies).
+# (the last `now` at which the sample verifies, as the samples themselves record it).
 REAL_NEXT_UPDATE = 1752919278
 REAL_KEY = CollateralKey("00A067110000", "processor")
 THIRTY_DAYS = 30 * 24 * 3600

@@ -58,7 +58,7 @@ def test_every_change_is_a_signed_linked_entry_and_outputs_carry_the_head(enclav
     assert [b["kind"] for b in bodies] == ["upload_accepted", "upload_accepted", "query_run",
                                            "budget_charged", "result_released"]
     assert bodies[3]["details"]["amount"] == "1/5" and head.seq == 5
-    from cleanroom.results import open_result
+    from cleanroom.result_open import open_result
     result = open_result(reply["results"]["advertiser"], parties["advertiser"],
                          enclave.ready["sig_pub"], enclave.policy, reply["query_id"])
     assert result.body["audit_head"]["seq"] == 4  # the head that records its charge
