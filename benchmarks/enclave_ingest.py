@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -89,7 +90,8 @@ class PreparedIngest:
         """A fresh enclave session holding the same keys (restored from the sealed state)."""
         session = Session(mode="simulation", quote=lambda report_data: None,
                           sealing_key=_SEALING_KEY, load_sealed=lambda policy_hash: self.sealed,
-                          persist=lambda policy_hash, blob: None, noise=ExactNoise())
+                          persist=lambda policy_hash, blob: None, noise=ExactNoise(), clock=time.time,
+                    random_bytes=os.urandom, sleep=time.sleep)
         session.init({"policy": self.policy_bytes})
         return session
 
@@ -128,7 +130,8 @@ def prepare(parties: Mapping[str, Mapping[str, np.ndarray]], *,
     first = Session(mode="simulation", quote=lambda report_data: None, sealing_key=_SEALING_KEY,
                     load_sealed=lambda policy_hash: None,
                     persist=lambda policy_hash, blob: sealed.append(blob),
-                    noise=ExactNoise())
+                    noise=ExactNoise(), clock=time.time,
+                    random_bytes=os.urandom, sleep=time.sleep)
     _, ready = first.init({"policy": policy_bytes})
     uploads, other, plain, cipher = [], [], 0, 0
     encrypt_s = pack_s = 0.0

@@ -9,8 +9,6 @@ can lose an unacknowledged upload but never a charged budget.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,9 +69,9 @@ class SessionCore:
         load_sealed: Callable[[bytes], bytes | None],
         persist: Callable[[bytes, bytes], None],
         noise: NoiseSource,
-        clock: Callable[[], float] = time.time,
-        random_bytes: Callable[[int], bytes] = os.urandom,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float],
+        random_bytes: Callable[[int], bytes],
+        sleep: Callable[[float], None],
     ) -> None:
         self.mode = mode
         self._quote = quote

@@ -118,7 +118,8 @@ def test_the_release_deadline_is_measured_on_the_sessions_clock(policy_bytes: by
     # The harness never sleeps; this session sleeps on the fake clock, and nothing else does.
     enclave.session = Session(mode="simulation", quote=lambda report_data: None, sealing_key=b"k" * 32,
                               load_sealed=lambda policy_hash: None, persist=lambda policy_hash, blob: None,
-                              noise=noise, clock=clock, sleep=clock.sleep)
+                              noise=noise, clock=clock, sleep=clock.sleep,
+                              random_bytes=os.urandom)
     enclave.ready = enclave.call("init", {"policy": policy_bytes})
     ids = digests(80, 5)
     enclave.upload(parties["publisher"], "impressions", {

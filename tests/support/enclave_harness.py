@@ -32,7 +32,8 @@ class EnclaveHarness:
         self.session = Session(
             mode="simulation", quote=lambda report_data: None, sealing_key=sealing_key,
             load_sealed=lambda policy_hash: sealed, persist=lambda _, blob: self.sealed.append(blob),
-            noise=noise, clock=clock, sleep=lambda seconds: None,  # no release padding in tests
+            noise=noise, clock=clock, random_bytes=os.urandom,
+            sleep=lambda seconds: None,  # no release padding in tests
         )
         self.ready = self.call("init", {"policy": policy_bytes})
 
