@@ -88,7 +88,29 @@ def _analysis_entry(policy: Policy, analysis: Analysis, metric_ref: Any) -> dict
     if pp.mode == "zcdp":
         entry["charge_per_query"]["epsilon_at_delta"] = decimal_text(
             bun_steinke_epsilon(analysis.cost, privacy.delta))
+    # The query's whole guarantee is (ε, δ_total): zCDP's conversion spends privacy.delta, and a
+    # private-cohort selection adds its own δ on top (basic composition of the two failure events).
+    entry["charge_per_query"]["delta_total"] = str(_conversion_delta(policy) + pp.delta)
     return entry
+
+
+def _conversion_delta(policy: Policy) -> Fraction:
+    """The δ at which a zCDP charge is reported as (ε, δ); pure ε needs none."""
+    return policy.privacy.delta if policy.privacy.mode == "zcdp" else Fraction(0)
+
+
+def _budget_delta_total(policy: Policy, dataset: str, analyses: list[dict[str, Any]]) -> Fraction:
+    """The largest total δ a dataset's whole budget can accumulate.
+
+    Each query on the dataset spends ``cost`` of its budget and adds δ_selection; whatever mix
+    of analyses runs, the selection δ spent is at most budget · max(δ_selection / cost), plus
+    the conversion δ once (zCDP composes in ρ and converts the total once).
+    """
+    total = policy.privacy.budget[dataset]
+    charges = [a["charge_per_query"] for a in analyses if dataset in a["charge_per_query"]["datasets"]]
+    unit = policy.privacy.unit
+    worst = max((Fraction(c["delta"]) / Fraction(c[unit]) for c in charges), default=Fraction(0))
+    return _conversion_delta(policy) + total * worst
 
 
 def _warnings(policy: Policy) -> list[str]:
@@ -98,9 +120,17 @@ def _warnings(policy: Policy) -> list[str]:
         out.append(f"privacy.delta: {privacy.delta} is not below 1/(10 x max_rows) = 1/{10 * biggest}")
     for a in policy.analyses:
         if a.kind == "cohort_activation":
-            out.append(f"analyses.{a.id}: releases {a.recipients[0]}'s own identifiers of matched "
-                       "people; that release is not protected by differential privacy")
+            out.append(
+                f"analyses.{a.id}: releases {a.recipients[0]}'s own identifiers of matched people; "
+                "that release is not protected by differential privacy, and it is a membership "
+                f"oracle: {a.recipients[0]} may upload any identifiers, not only its customers, and "
+                "learns for each one whether that person is in the cohort defined by the other "
+                "party's data (padding the upload with known members passes the size gate)")
     return out
+
+
+PRIVACY_UNIT = ("one normalised identifier, not one person: a person known by two emails (or an "
+                "email and a phone) is two units, and each gets the full per-unit bounds")
 
 
 def lint_policy(raw: bytes) -> LintReport:
@@ -124,6 +154,9 @@ def lint_policy(raw: bytes) -> LintReport:
         "budgets": budgets,
     }
     analyses = [_analysis_entry(policy, a, m) for a in policy.analyses for m in (a.metrics or (None,))]
+    for name in privacy.budget:
+        budgets[name]["delta_total"] = str(_budget_delta_total(policy, name, analyses))
+    summary["privacy_unit"] = PRIVACY_UNIT
     return LintReport(True, warnings=_warnings(policy), summary=summary, analyses=analyses)
 
 
@@ -140,17 +173,20 @@ def render_text(report: LintReport) -> str:
     lines = [f"policy {s['collaboration_id']}: valid (sha256 {s['policy_hash'][:16]}...)",
              f"mode {s['mode']} (budgets in {s['budget_unit']}), delta {_human(s['delta'])}, "
              f"L0 {s['contribution_bounds']['max_cohorts_per_user']}, "
-             f"Linf {s['contribution_bounds']['max_rows_per_user']}"]
+             f"Linf {s['contribution_bounds']['max_rows_per_user']}",
+             f"privacy unit: {s['privacy_unit']}"]
     for name, budget in s["budgets"].items():
         extra = f" (epsilon <= {budget['epsilon_at_delta']} at delta)" if "epsilon_at_delta" in budget else ""
-        lines.append(f"  budget {name}: {budget[s['budget_unit']]}{extra}")
+        lines.append(f"  budget {name}: {budget[s['budget_unit']]}{extra}, "
+                     f"total delta at most {_human(budget['delta_total'])}")
     for a in report.analyses:
         charge = a["charge_per_query"]
         metric = f" metric {a['metric']}" if a["metric"] else ""
         tau = f", threshold tau {a['threshold']}" if a["threshold"] is not None else ""
         lines.append("")
         lines.append(f"{a['id']} ({a['kind']}){metric}: {s['budget_unit']} {charge[s['budget_unit']]}"
-                     f" per query on {', '.join(charge['datasets'])}, delta {_human(charge['delta'])}; "
+                     f" per query on {', '.join(charge['datasets'])}, delta {_human(charge['delta'])}"
+                     f" (total {_human(charge['delta_total'])}); "
                      f"{a['queries_until_exhausted']} queries until exhausted")
         lines.append(f"  cohort keys {a['cohort_keys']}{tau}, min cohort size {a['min_cohort_size']}, "
                      f"worst case {a['worst_case_cohorts']} cohorts")

@@ -29,7 +29,7 @@ def test_example_policy_preview() -> None:
     assert report.summary["mode"] == "pure" and report.summary["budget_unit"] == "epsilon"
     overlap = _entry(report, "overlap")
     assert overlap["queries_until_exhausted"] == 30  # 6 / 0.2
-    assert overlap["charge_per_query"] == {"epsilon": "1/5", "delta": "0",
+    assert overlap["charge_per_query"] == {"epsilon": "1/5", "delta": "0", "delta_total": "0",
                                            "datasets": ["impressions", "conversions"]}
     assert overlap["statistics"][0]["sensitivity"] == 4 and overlap["statistics"][0]["noise_scale"] == "20"
     segment = _entry(report, "conversions_by_segment")
@@ -52,12 +52,33 @@ def test_zcdp_preview_reports_epsilon_at_delta() -> None:
     report = lint_policy(text.encode())
     assert report.valid and report.summary["budget_unit"] == "rho"
     # 0.5 + 2·√(0.5·ln 1e9) = 6.93790..., rounded up
-    assert report.summary["budgets"]["impressions"] == {"rho": "1/2", "epsilon_at_delta": "6.9379"}
+    # δ_total = δ of the conversion + budget · max(δ_selection / ρ per query) = 1e-9 + 0.5·(1e-9/0.02)
+    assert report.summary["budgets"]["impressions"] == {"rho": "1/2", "epsilon_at_delta": "6.9379",
+                                                        "delta_total": "13/500000000"}
     segment = _entry(report, "conversions_by_segment")
     assert segment["charge_per_query"]["epsilon_at_delta"] == "1.60696"
     assert segment["statistics"][0]["sensitivity_l2_squared"] == 4
     assert segment["statistics"][0]["noise_sigma2"] == "200"
     assert _entry(report, "reach")["threshold"] == 90
+    # A private-cohort query is (ε_BS(ρ, δ), δ + δ_selection): both δs, summed.
+    assert _entry(report, "reach")["charge_per_query"]["delta_total"] == "1/500000000"
+    assert segment["charge_per_query"]["delta_total"] == "1/1000000000"
+
+
+def test_budget_delta_total_counts_every_private_cohort_selection() -> None:
+    # Issue 11.3: the budget-level figure used to leave out the accumulated δ_selection.
+    report = lint_policy(EXAMPLE.read_bytes())
+    # pure ε: no conversion δ; reach (ε 0.4, δ 1e-9 per query) can run 15 times on a budget of 6
+    assert report.summary["budgets"]["conversions"]["delta_total"] == "3/200000000"
+    assert "total delta at most 1.5e-08" in render_text(report)
+
+
+def test_lint_states_the_privacy_unit_and_the_activation_oracle() -> None:
+    report = lint_policy(EXAMPLE.read_bytes())
+    assert "one normalised identifier, not one person" in report.summary["privacy_unit"]
+    oracle = [w for w in report.warnings if "activate_converters" in w]
+    assert oracle and "membership oracle" in oracle[0] and "any identifiers" in oracle[0]
+    assert "privacy unit: one normalised identifier" in render_text(report)
 
 
 def test_invalid_policy_names_the_field() -> None:
