@@ -11,7 +11,9 @@ The output of every block is a dict of NumPy arrays keyed like ``Dataset.schema(
 Files are read in blocks of at most ``block_rows`` rows, so memory stays bounded whatever the
 file size. Columns the policy does not name are ignored and listed in ``extra_columns``: they are
 never read into an upload. Every problem is an ``InvalidInput`` naming the line (CSV) or row
-(Parquet) and the column; messages do not quote cell values.
+(Parquet) and the column. Messages do not quote cell values, with one exception: a refused
+identifier is quoted (``IdentifierError``, at most 80 characters) so that the party can find it
+in its own file; these messages are only ever shown on the party's machine.
 """
 
 from __future__ import annotations
@@ -97,9 +99,9 @@ class _Converter:
                 raise InvalidInput(f"{locate(i)}, column {column!r}: identifier is missing or not text")
             try:
                 digests.append(hashlib.sha256(self.normalise(value).encode("utf-8")).digest())
-            except UnicodeEncodeError:
+            except UnicodeEncodeError:  # a lone surrogate in an ``exact`` identifier
                 raise InvalidInput(f"{locate(i)}, column {column!r}: not valid Unicode text") from None
-            except ValueError as exc:
+            except ValueError as exc:  # IdentifierError: its message quotes the refused value
                 raise InvalidInput(f"{locate(i)}, column {column!r}: {exc}") from None
         ids = np.empty((len(values), DIGEST_SIZE), dtype=np.uint8)
         if digests:

@@ -109,6 +109,32 @@ def test_bad_identifier_names_the_line(tmp_path, policy):
         read_all(write(tmp_path, "email,value\na@x.org,1\nnobody,2\n"), policy.dataset("conversions"))
 
 
+def test_bad_identifier_quotes_the_value_for_the_party(tmp_path, policy):
+    # Identifier refusals are the one message that quotes the cell: only the party sees it.
+    with pytest.raises(InvalidInput) as info:
+        read_all(write(tmp_path, "email,value\na@x.org,1\nnobody,2\n"), policy.dataset("conversions"))
+    assert info.value.message == ("data.csv: line 3, column 'email': an email must contain exactly "
+                                  "one '@' (value 'nobody')")
+
+
+def test_unicode_forms_of_one_email_give_one_digest(tmp_path, policy):
+    text = "email,value\njos\u00e9@x.com,1\njose\u0301@x.com,1\nJOS\u00c9@X.COM\u00a0,1\n"
+    ids = read_all(write(tmp_path, text), policy.dataset("conversions"))["id"]
+    assert (ids == sha("jos\u00e9@x.com")).all()
+
+
+def test_phone_identifiers_use_the_default_country(tmp_path, policy_bytes):
+    from protocol.policy import parse_policy
+
+    phones = parse_policy(policy_bytes.replace(b'id_normalization = "email"', b'id_normalization = "phone"'))
+    path = write(tmp_path, "email,value\n+44 (0)20 7946 0958,1\n447700900123,1\ntel:+442079460958,1\n")
+    ids = read_all(path, phones.dataset("conversions"), default_country_code="44")["id"]
+    assert [bytes(row) for row in ids] == [hashlib.sha256(n.encode()).digest()
+                                           for n in ("+442079460958", "+447700900123", "+442079460958")]
+    with pytest.raises(InvalidInput, match=r"line 2, column 'email': .*--default-country-code"):
+        read_all(write(tmp_path, "email,value\n020 7946 0958,1\n"), phones.dataset("conversions"))
+
+
 def test_empty_file_and_header_only(tmp_path, policy):
     with pytest.raises(InvalidInput, match="empty"):
         read_all(write(tmp_path, ""), policy.dataset("conversions"))
