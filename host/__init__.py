@@ -36,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from host.audit_store import AuditStore
     from host.config import load_config
     from host.errors import register_error_handlers
+    from host.read_guard import ReadLimits, StallWatchdog
     from host.storage import ResultStore, UploadStore
     from host.supervisor import EnclaveSupervisor, SupervisorSettings, replay_uploads
 
@@ -75,6 +76,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ),
         upload_slots=threading.BoundedSemaphore(settings["CLEANROOM_MAX_CONCURRENT_UPLOADS"]),
         max_upload_bytes=settings["CLEANROOM_MAX_UPLOAD_BYTES"],
+        upload_connections=threading.BoundedSemaphore(settings["CLEANROOM_MAX_UPLOAD_CONNECTIONS"]),
+        read_limits=ReadLimits.from_config(settings),
+        watchdog=StallWatchdog(),
     )
     supervisor.start()
     return app
@@ -84,4 +88,5 @@ def shutdown_app(app: Flask) -> None:
     """Stop the app's enclave (also registered with ``atexit``); safe to call twice."""
     services = app.extensions.get("cleanroom")
     if services is not None:
+        services.watchdog.stop()
         services.supervisor.stop()

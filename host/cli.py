@@ -1,7 +1,8 @@
 """``cleanroom-host``: serve the host API with gunicorn, one worker process, one enclave.
 
 A clean room has exactly one enclave, and the enclave belongs to the process that started it, so
-gunicorn runs ONE worker (gthread, so requests and long uploads run concurrently in threads).
+gunicorn runs ONE worker (gthread, so requests and long uploads run concurrently in threads;
+``host/worker.py`` adds a read timeout to every connection).
 The worker builds the app, which starts the enclave; the URL is printed once it is ready.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +18,19 @@ from typing import Any
 
 from host.config import SETTINGS
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_THREADS", "main", "upload_connections"]
+
+# Worker model (issue 11, point 10). gthread reads each request in a pool thread, and an upload
+# keeps its thread for as long as its body takes to arrive, so uploads that stall must never be
+# able to take every thread. Rather than a second pool (one worker process owns the enclave, so
+# a second process cannot serve health or attestation), the upload view admits at most half the
+# threads (CLEANROOM_MAX_UPLOAD_CONNECTIONS, capped by `upload_connections`) and refuses the
+# rest at once with 503; every read waits at most the read timeout for the next byte
+# (host/worker.py, host/read_guard.py). 16 threads: 8 may receive uploads (of which 4 stream into
+# the enclave, CLEANROOM_MAX_CONCURRENT_UPLOADS), 8 always answer health, attestation and queries.
+DEFAULT_THREADS = 16
+_WORKER_CLASS = "host.worker.ReadTimeoutThreadWorker"
+READ_TIMEOUT_ENV = "CLEANROOM_UPLOAD_READ_TIMEOUT"  # what host/worker.py reads
 
 _DESCRIPTION = """\
 Untrusted host of the SGX data clean room. It starts the enclave as a child process, relays
@@ -56,8 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", default="127.0.0.1:8700", metavar="HOST:PORT",
                        help="listen address (default: %(default)s; port 0 picks a free port). "
                        "Put TLS in front of it when exposing it beyond loopback")
-    serve.add_argument("--threads", type=int, default=8, metavar="N",
-                       help="request threads of the single worker (default: %(default)s)")
+    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                       help="request threads of the single worker (default: %(default)s); at "
+                       "most half of them receive uploads at once, the rest stay free for "
+                       "health, attestation and queries")
+    serve.add_argument("--read-timeout", type=float, metavar="SECONDS",
+                       help="seconds a read may wait for the next byte from a client before the "
+                       "connection is cut off (overrides CLEANROOM_UPLOAD_READ_TIMEOUT; "
+                       "default 30)")
     serve.add_argument("--enclave-command", metavar="CMD",
                        help="command line starting the enclave, e.g. 'gramine-sgx "
                        "./cleanroom-enclave' (default: this Python with -m enclave)")
@@ -74,6 +94,11 @@ def _check_policy(path: Path) -> bytes:
     raw = path.read_bytes()
     parse_policy(raw)
     return raw
+
+
+def upload_connections(threads: int, configured: int) -> int:
+    """Upload requests admitted at once: the configured number, but at most half the threads."""
+    return max(1, min(configured, threads // 2))
 
 
 def _run_gunicorn(app_config: dict[str, Any], bind: str, threads: int, log_level: str) -> None:
@@ -95,11 +120,13 @@ def _run_gunicorn(app_config: dict[str, Any], bind: str, threads: int, log_level
     options = {
         "bind": bind,
         "workers": 1,
-        "worker_class": "gthread",
+        # gthread, plus a read timeout on every connection (request head and body).
+        "worker_class": _WORKER_CLASS,
         "threads": threads,
         # The heartbeat, not a request deadline: gthread keeps beating while threads stream
         # long uploads. It does bound app loading, which includes starting the enclave (slow
-        # under SGX) and replaying every stored upload into it, hence an hour.
+        # under SGX) and replaying every stored upload into it, hence an hour. Stalled clients
+        # are bounded by the read timeouts instead (CLEANROOM_UPLOAD_*).
         "timeout": 3600,
         "graceful_timeout": 60,
         "keepalive": 5,
@@ -123,6 +150,21 @@ def _run_gunicorn(app_config: dict[str, Any], bind: str, threads: int, log_level
     Application().run()
 
 
+def _stall_settings(args: argparse.Namespace) -> tuple[float, int]:
+    """The effective read timeout and upload connection limit (option, environment, default)."""
+
+    def setting(name: str, option: Any) -> Any:
+        raw = option if option is not None else os.environ.get(name, SETTINGS[name].default)
+        try:
+            return SETTINGS[name].parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: {exc}") from None
+
+    read_timeout = setting(READ_TIMEOUT_ENV, args.read_timeout)
+    configured = setting("CLEANROOM_MAX_UPLOAD_CONNECTIONS", None)
+    return read_timeout, upload_connections(args.threads, configured)
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.threads < 1:
         print("cleanroom-host: --threads must be at least 1", file=sys.stderr)
@@ -135,9 +177,18 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # PolicyInvalid names the field, never a value
         print(f"cleanroom-host: invalid policy: {exc}", file=sys.stderr)
         return 2
+    try:
+        read_timeout, connections = _stall_settings(args)
+    except ValueError as exc:
+        print(f"cleanroom-host: {exc}", file=sys.stderr)
+        return 2
+    # The worker (host/worker.py) reads the timeout from the environment, the app from its config.
+    os.environ[READ_TIMEOUT_ENV] = repr(read_timeout)
     app_config: dict[str, Any] = {
         "CLEANROOM_POLICY_FILE": str(args.policy.resolve()),
         "CLEANROOM_STATE_DIR": str(args.state_dir.resolve()),
+        "CLEANROOM_UPLOAD_READ_TIMEOUT": read_timeout,
+        "CLEANROOM_MAX_UPLOAD_CONNECTIONS": connections,
     }
     if args.enclave_command:
         app_config["CLEANROOM_ENCLAVE_COMMAND"] = args.enclave_command

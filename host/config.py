@@ -50,6 +50,13 @@ def _positive_int(value: str | int) -> int:
     return number
 
 
+def _non_negative_float(value: str | float) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("must be a non-negative number")
+    return number
+
+
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value in (None, "") else _path(str(value))
 
@@ -104,7 +111,24 @@ SETTINGS: dict[str, Setting] = {
         64 * 1024**3, _positive_int, "largest accepted upload body in bytes"
     ),
     "CLEANROOM_MAX_CONCURRENT_UPLOADS": Setting(
-        4, _positive_int, "uploads streamed at once; more get 503 enclave_busy"
+        4, _positive_int, "uploads streamed at once (a slot is taken only once the enclave "
+        "has checked the signed header); more get 503 enclave_busy"
+    ),
+    "CLEANROOM_MAX_UPLOAD_CONNECTIONS": Setting(
+        8, _positive_int, "upload requests being received at once, header phase included; more "
+        "get 503 enclave_busy at once (the CLI keeps it at most half of --threads)"
+    ),
+    "CLEANROOM_UPLOAD_READ_TIMEOUT": Setting(
+        30.0, _positive_float, "seconds a read may wait for the next byte from a client (request "
+        "head and body); a silent connection is cut off after it (408)"
+    ),
+    "CLEANROOM_UPLOAD_HEADER_TIMEOUT": Setting(
+        10.0, _positive_float, "seconds an upload's signed header record (record 0, at most "
+        "64 KiB) may take to arrive whole, before any upload slot is held"
+    ),
+    "CLEANROOM_UPLOAD_MIN_RATE": Setting(
+        16384.0, _non_negative_float, "bytes per second an upload body must average (time "
+        "waiting for the client only, after a grace of the read timeout); 0 disables it"
     ),
     "CLEANROOM_MAX_JSON_BYTES": Setting(
         1024 * 1024, _positive_int, "largest JSON request body in bytes"

@@ -57,6 +57,7 @@ _HTTP_CODES = {
     400: "bad_message",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",  # a client stalled while sending its body (host/read_guard.py)
     413: "message_too_large",
     415: "unsupported_media_type",
 }
@@ -90,6 +91,12 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
+def _timeout(exc: TimeoutError) -> Response:
+    # A socket read timed out in a view that does not guard its body itself (host/worker.py sets
+    # the timeout on every connection): the client stalled, not the host.
+    return error_response("request_timeout", "the request body stalled", 408)
+
+
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error")
     return error_response("internal", "internal error", 500)
@@ -98,4 +105,5 @@ def _unexpected(exc: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(CleanroomError, _cleanroom_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(TimeoutError, _timeout)
     app.register_error_handler(Exception, _unexpected)

@@ -157,7 +157,7 @@ class FakeEnclave:
     def on_list_uploads(self, body: dict) -> tuple[str, dict]:
         uploads = [{**e, "upload_id": bytes.fromhex(e["upload_id"]),
                     "digest": bytes.fromhex(e["digest"])} for e in self.manifest.values()]
-        return "uploads", {"uploads": uploads}
+        return "uploads", {"uploads": uploads, "more": False}
 
     def on_query(self, body: dict) -> tuple[str, dict]:
         if body["request"] == b"deny":

@@ -30,7 +30,8 @@ def test_help_explains_options_and_environment(capsys: pytest.CaptureFixture[str
         main(["serve", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--policy", "--state-dir", "--bind", "--threads", "--enclave-command"):
+    for option in ("--policy", "--state-dir", "--bind", "--threads", "--read-timeout",
+                   "--enclave-command"):
         assert option in out
     for name in SETTINGS:
         assert name in out
@@ -45,6 +46,19 @@ def test_serve_refuses_an_invalid_policy(
     assert "invalid policy" in capsys.readouterr().err
     assert main(["serve", "--policy", str(tmp_path / "missing"),
                  "--state-dir", str(tmp_path / "s")]) == 2
+
+
+def test_serve_refuses_invalid_read_timeouts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not POLICY.exists():
+        pytest.skip("example policy missing")
+    base = ["serve", "--policy", str(POLICY), "--state-dir", str(tmp_path / "s")]
+    assert main([*base, "--read-timeout", "0"]) == 2
+    assert "CLEANROOM_UPLOAD_READ_TIMEOUT" in capsys.readouterr().err
+    monkeypatch.setenv("CLEANROOM_MAX_UPLOAD_CONNECTIONS", "none")
+    assert main(base) == 2
+    assert "CLEANROOM_MAX_UPLOAD_CONNECTIONS" in capsys.readouterr().err
 
 
 def _lines(stream: Any, out: queue.Queue[str]) -> None:
