@@ -24,6 +24,7 @@ __all__ = ["COHORT_DIMS", "UNBOUNDED", "measure_core", "run_core", "time_noise"]
 
 COHORT_DIMS = ("campaign", "age_band", "region")
 UNBOUNDED = 1 << 40  # bounds no user can reach: bounding keeps every matched row
+JOIN_KEY = bytes(32)  # the enclave's is a sealed secret; any key costs the same
 
 
 def run_core(pub: ColumnarTable, adv: ColumnarTable, *, l0: int = UNBOUNDED,
@@ -33,7 +34,8 @@ def run_core(pub: ColumnarTable, adv: ColumnarTable, *, l0: int = UNBOUNDED,
     Like ``enclave/engine/analyses.py``, only matched rows are carried past the join.
     """
     t0 = time.perf_counter()
-    match = compute.match_users(pub.ids, adv.ids)
+    # As Job.match: the tables' keyed join keys, cached on each table after its first query
+    match = compute.match_users(pub.ids, adv.ids, pub.join_keys(JOIN_KEY), adv.join_keys(JOIN_KEY))
     t1 = time.perf_counter()
     matched = match.left_user >= 0
     dims = [pub.column(name)[matched] for name in COHORT_DIMS]

@@ -11,8 +11,8 @@ Order matters for privacy, and this module owns it:
 4. the analysis module reads the data, bounds contributions per unit after the join, adds the
    noise and applies the release rule (``enclave/engine/cohorts.py``);
 5. the result, or an error, leaves only at a deadline that depends on the public shape alone
-   (``enclave/engine/release_timing.py``), measured on the session's clock and slept with its
-   ``sleep``: the engine reads no clock of its own.
+   (cells and the policy's ``max_rows``: ``enclave/engine/release_timing.py``), measured on
+   the session's clock and slept with its ``sleep``: the engine reads no clock of its own.
 
 The ledger has already been debited by the session (check and debit in one step) before this
 runs. Each analysis module's first statistic is its distinct-unit count: the one τ applies to.
@@ -114,6 +114,7 @@ def run_query(
     noise: NoiseSource,
     random_bytes: RandomBytes,
     *,
+    join_key: bytes,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> Release:
@@ -121,16 +122,18 @@ def run_query(
     started = clock()
     pp = privacy_plan(plan.analysis, policy.privacy, plan.metric_spec, plan.n_cohorts,
                       private=plan.delta > 0)
-    # Public shape: the released cells and the rows the host itself uploaded.
-    n_rows = sum(tables[name].rows for name in policy.join)
+    # Public shape: the released cells and the policy's row limits of the joined datasets (the
+    # worst case for the work; the rows actually uploaded never enter the deadline).
+    max_rows = sum(d.max_rows for d in policy.datasets if d.name in policy.join)
     try:
         if plan.metric is not None and plan.metric_spec is not None:
             metric_dataset = policy.dataset(plan.metric.dataset)
             assert metric_dataset is not None
             check_no_overflow(metric_dataset.max_rows, plan.metric_spec.min, plan.metric_spec.max)
         noisy = {c.statistic.name: _draw(noise, c) for c in pp.calibrated}  # before any data
-        job = Job(plan, policy, tables, random_bytes)
+        job = Job(plan, policy, tables, random_bytes, join_key)
         out = ANALYSES[plan.analysis.kind](job, noisy, Selection(policy.privacy.min_cohort_size, pp.tau))
     finally:
-        wait_for_release(started, release_deadline(pp.cells, n_rows), clock=clock, sleep=sleep)
+        deadline = release_deadline(pp.cells, max_rows, plan.analysis.kind)
+        wait_for_release(started, deadline, clock=clock, sleep=sleep)
     return Release(out.columns, out.rows, _metadata(plan, policy, pp, noise, out))

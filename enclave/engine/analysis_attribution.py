@@ -34,6 +34,7 @@ def _exposed_units(job: Job, match: UserMatch, exposure_user: np.ndarray,
     keep = bound_contributions(  # one row per (unit, cohort) shows exposure: Linf = 1
         users, row_cohort, match.n_matched, max_cohorts_per_user=job.privacy.max_cohorts_per_user,
         max_rows_per_user_per_cohort=1, random_bytes=job.random_bytes, n_cohorts=n_cohorts,
+        row_tag=job.row_tags(plan.group_by[0].dataset)[rows],
     )
     pairs = np.unique(users[keep] * np.int64(n_cohorts) + row_cohort[keep])
     pair_user, pair_cohort = np.divmod(pairs, n_cohorts)
@@ -50,7 +51,8 @@ def _true_values(job: Job) -> dict[str, list[int]]:
     conversions = np.minimum(np.bincount(unit, minlength=n_units), linf).astype(np.int64)
     value = per_user_metric(unit, table.column(plan.metric.column), n_units,
                             lo=plan.metric_spec.min, hi=plan.metric_spec.max,
-                            max_rows_per_user=linf, random_bytes=job.random_bytes)
+                            max_rows_per_user=linf, random_bytes=job.random_bytes,
+                            row_tag=job.row_tags(plan.metric.dataset))
     converter_user = row_user_of[plan.metric.dataset]
     matched_to_unit = np.full(match.n_matched, -1, dtype=np.int64)
     matched_to_unit[converter_user[converter_user >= 0]] = unit[converter_user >= 0]

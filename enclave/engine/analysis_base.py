@@ -31,6 +31,7 @@ class Job:
     policy: Policy
     tables: dict[str, ColumnarTable]
     random_bytes: RandomBytes
+    join_key: bytes  # the enclave's secret PRF key for identifiers (enclave/state/keys.py)
 
     @property
     def privacy(self) -> Privacy:
@@ -39,8 +40,13 @@ class Job:
     def match(self) -> tuple[UserMatch, dict[str, np.ndarray]]:
         """Matched units of the two joined datasets, and each dataset's row -> unit code."""
         left_name, right_name = self.policy.join
-        match = match_users(self.tables[left_name].ids, self.tables[right_name].ids)
+        match = match_users(self.tables[left_name].ids, self.tables[right_name].ids,
+                            self.row_tags(left_name), self.row_tags(right_name))
         return match, {left_name: match.left_user, right_name: match.right_user}
+
+    def row_tags(self, dataset: str) -> np.ndarray:
+        """Each row's keyed join key: its person's name in the join and in bounding (cached)."""
+        return self.tables[dataset].join_keys(self.join_key)
 
     def bounded_rows(self, dataset: str) -> BoundedRows:
         """Matched rows of ``dataset`` with their cohorts, bounded to L0 cohorts and Linf rows
@@ -54,7 +60,7 @@ class Job:
             users, cohorts, match.n_matched,
             max_cohorts_per_user=self.privacy.max_cohorts_per_user,
             max_rows_per_user_per_cohort=self.privacy.max_rows_per_user,
-            random_bytes=self.random_bytes, n_cohorts=n_cohorts,
+            random_bytes=self.random_bytes, n_cohorts=n_cohorts, row_tag=self.row_tags(dataset)[matched],
         )
         return BoundedRows(match, row_user_of, users, cohorts, n_cohorts, keep)
 

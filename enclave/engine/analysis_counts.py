@@ -45,6 +45,7 @@ def _true_counts(job: Job) -> _Counts:
             metric_user[metric_rows], values, match.n_matched,
             lo=plan.metric_spec.min, hi=plan.metric_spec.max,
             max_rows_per_user=privacy.max_rows_per_user, random_bytes=job.random_bytes,
+            row_tag=job.row_tags(plan.metric.dataset)[metric_rows],
         )
     result = aggregate(rows.users, rows.cohorts, rows.n_cohorts, user_metric, rows.keep)
     return _Counts(result.users, result.rows, result.metric_sum)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from enclave.engine.join import JOIN_KEY_BYTES, prf64
 from protocol.errors import InvalidInput
 
 __all__ = ["RandomBytes", "bound_contributions", "per_user_metric"]
@@ -18,27 +19,28 @@ __all__ = ["RandomBytes", "bound_contributions", "per_user_metric"]
 RandomBytes = Callable[[int], bytes]
 
 
-def _priorities(random_bytes: RandomBytes, n: int) -> np.ndarray:
-    raw = random_bytes(8 * n)
-    if len(raw) != 8 * n:
-        raise InvalidInput("random source returned the wrong number of bytes")
-    return np.frombuffer(raw, dtype="<u8")
-
-
-def _random_order(groups: np.ndarray, n_groups: int, random_bytes: RandomBytes) -> np.ndarray:
+def _random_order(groups: np.ndarray, rank: np.ndarray, n_groups: int, tags: np.ndarray,
+                  random_bytes: RandomBytes) -> np.ndarray:
     """Permutation sorting rows by group, uniformly shuffled inside each group.
 
-    The random priority fills the bits the group number leaves free (>= 24 of them here);
-    equal priorities inside a group (chance below k²/2^25 for k rows) fall back to the sort's
-    own order. Privacy does not rest on this uniformity: only on the bounds being enforced.
+    The rows a unit keeps depend only on its own rows and the query's randomness (issue 11):
+    priorities drawn in row order, or ties left to an unstable sort, would let other units'
+    rows change them. So a row's priority is AES, under a fresh key from the session's CSPRNG,
+    of (its person's ``tag``, its ``rank`` among its group's rows in table order); a group is
+    one unit's, and permuting other units' rows changes neither. Distinct inputs give distinct
+    AES blocks, uniform up to PRP advantage: a uniform shuffle. Truncated-priority ties fall
+    to the stable sort, i.e. the unit's own row order. Privacy rests only on the bounds.
     """
-    prio = _priorities(random_bytes, len(groups))
+    key = random_bytes(JOIN_KEY_BYTES)
+    if len(key) != JOIN_KEY_BYTES:
+        raise InvalidInput("random source returned the wrong number of bytes")
+    prio = prf64(key, tags, rank.astype(np.uint64))
     group_bits = max(1, (n_groups - 1).bit_length())
     if group_bits > 40:
-        return np.lexsort((prio, groups))
-    key = groups.astype(np.uint64) << np.uint64(64 - group_bits)
-    key |= prio >> np.uint64(group_bits)
-    return np.argsort(key)
+        return np.lexsort((rank, prio, groups))
+    packed = groups.astype(np.uint64) << np.uint64(64 - group_bits)
+    packed |= prio >> np.uint64(group_bits)
+    return np.argsort(packed, kind="stable")
 
 
 def _rank_in_runs(sorted_groups: np.ndarray) -> np.ndarray:
@@ -50,27 +52,43 @@ def _rank_in_runs(sorted_groups: np.ndarray) -> np.ndarray:
     return np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
 
 
-def _keep_first(groups: np.ndarray, n_groups: int, limit: int,
+def _keep_first(groups: np.ndarray, n_groups: int, limit: int, tags: np.ndarray,
                 random_bytes: RandomBytes) -> np.ndarray:
-    """Mask keeping ``limit`` uniformly chosen elements of every group (all when fewer)."""
+    """Mask keeping ``limit`` uniformly chosen elements of every group (all when fewer); one
+    stable sort ranks rows in their group, and only groups over the limit are shuffled."""
+    keep = np.ones(len(groups), dtype=bool)
     if limit >= len(groups):  # a public-shape shortcut: nothing can exceed the limit
-        return np.ones(len(groups), dtype=bool)
-    order = _random_order(groups, n_groups, random_bytes)
-    keep = np.zeros(len(groups), dtype=bool)
-    keep[order[_rank_in_runs(groups[order]) < limit]] = True
+        return keep
+    order = np.argsort(groups, kind="stable")
+    rank = _rank_in_runs(groups[order])
+    run = np.cumsum(rank == 0) - 1
+    over_at = np.bincount(run)[run] > limit  # positions (in ``order``) of over-limit groups
+    over = order[over_at]
+    sub = groups[over]
+    sub_order = _random_order(sub, rank[over_at], n_groups, tags[over], random_bytes)
+    keep[over] = False
+    keep[over[sub_order[_rank_in_runs(sub[sub_order]) < limit]]] = True
     return keep
+
+
+def _tags(row_user: np.ndarray, row_tag: np.ndarray | None) -> np.ndarray:
+    tags = row_user if row_tag is None else row_tag
+    if tags.shape != row_user.shape:
+        raise InvalidInput("one tag per row is required")
+    return tags.astype(np.uint64, copy=False)
 
 
 def bound_contributions(
     row_user: np.ndarray, row_cohort: np.ndarray, n_users: int, *,
     max_cohorts_per_user: int, max_rows_per_user_per_cohort: int, random_bytes: RandomBytes,
-    n_cohorts: int | None = None,
+    n_cohorts: int | None = None, row_tag: np.ndarray | None = None,
 ) -> np.ndarray:
     """Keep-mask bounding each matched user to L0 cohorts and Linf rows per (user, cohort).
 
     Rows with ``row_user == -1`` are never kept. The L0 cohorts of a user are a uniform subset
     of its cohorts (one random priority per (user, cohort) pair); the Linf rows of a pair are a
-    uniform subset of its rows. ``random_bytes`` is the session's injected CSPRNG.
+    uniform subset of its rows. ``random_bytes`` is the session's injected CSPRNG. ``row_tag``
+    names each row's person (the enclave passes its keyed join key); by default the user code.
     """
     l0, linf = max_cohorts_per_user, max_rows_per_user_per_cohort
     if l0 < 1 or linf < 1:
@@ -84,10 +102,11 @@ def bound_contributions(
     if n_users * n_c > 2**62:
         raise InvalidInput("too many user-cohort pairs")
     pair = row_user[rows] * n_c + cohorts
-    row_ok = _keep_first(pair, n_users * n_c, linf, random_bytes)
+    tags = _tags(row_user, row_tag)[rows]
+    row_ok = _keep_first(pair, n_users * n_c, linf, tags, random_bytes)
     if l0 < n_c:  # a user can hold at most n_c cohorts, so otherwise nothing to drop
-        pairs, pair_of_row = np.unique(pair, return_inverse=True)
-        pair_ok = _keep_first(pairs // n_c, n_users, l0, random_bytes)
+        pairs, first, pair_of_row = np.unique(pair, return_index=True, return_inverse=True)
+        pair_ok = _keep_first(pairs // n_c, n_users, l0, tags[first], random_bytes)
         row_ok &= pair_ok[pair_of_row]
     keep[rows[row_ok]] = True
     return keep
@@ -96,6 +115,7 @@ def bound_contributions(
 def per_user_metric(
     row_user: np.ndarray, values: np.ndarray, n_users: int, *,
     lo: int, hi: int, max_rows_per_user: int, random_bytes: RandomBytes,
+    row_tag: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact int64 metric total per matched user over at most Linf_m uniformly chosen rows.
 
@@ -107,7 +127,8 @@ def per_user_metric(
     rows = np.flatnonzero(row_user >= 0)
     users = row_user[rows]
     clamped = np.clip(values[rows], lo, hi).astype(np.int64, copy=False)
-    keep = _keep_first(users, n_users, max_rows_per_user, random_bytes)
+    keep = _keep_first(users, n_users, max_rows_per_user, _tags(row_user, row_tag)[rows],
+                       random_bytes)
     totals = np.zeros(n_users, dtype=np.int64)
     np.add.at(totals, users[keep], clamped[keep])  # integer scatter-add: exact, no float
     return totals

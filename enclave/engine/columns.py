@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from enclave.engine.join import join_keys
 from protocol.batch import ID_BYTES, KIND_DTYPE, Schema, check_schema
 from protocol.errors import InvalidInput
 
@@ -28,6 +29,7 @@ class ColumnarTable:
         self.max_rows = max_rows
         self._rows = 0
         self._cols: dict[str, np.ndarray] = {}
+        self._keyed: tuple[bytes, np.ndarray] | None = None  # join key, keyed ids of rows so far
         self._allocate(min(capacity_hint, max_rows))
 
     def _allocate(self, capacity: int) -> None:
@@ -56,6 +58,16 @@ class ColumnarTable:
     def ids(self) -> np.ndarray:
         """The filled ids as a C-contiguous (rows, 32) uint8 view."""
         return self._cols[self.schema[0][0]][: self._rows]
+
+    def join_keys(self, key: bytes) -> np.ndarray:
+        """``join.join_keys(self.ids, key)``, cached: rows only ever append, so only rows added
+        since the last call are keyed (the deadline assumes none are cached: release_timing)."""
+        done = self._keyed[1] if self._keyed is not None and self._keyed[0] == key else \
+            np.zeros(0, np.uint64)
+        if len(done) < self._rows:
+            done = np.concatenate([done, join_keys(self.ids[len(done):], key)])
+            self._keyed = (key, done)
+        return done
 
     def column(self, name: str) -> np.ndarray:
         """The filled part of column ``name`` (a view, not a copy)."""

@@ -45,7 +45,7 @@ class QueryHandlers(SessionCore):
 
         # The release deadline is measured on the session's clock and padded with its sleep.
         release = run_query(plan, state.policy, state.tables, self._noise, self._random_bytes,
-                            clock=self._clock, sleep=self._sleep)
+                            join_key=state.keys.join, clock=self._clock, sleep=self._sleep)
         privacy = {**release.privacy, "budget_remaining": {
             name: str(state.ledger.remaining(name)) for name in plan.charged_datasets}}
         result = pack_document("result", {

@@ -260,3 +260,82 @@ def test_match_when_every_id_shares_the_prefix() -> None:
     left = users[rng.integers(0, 1200, 6000)]
     right = users[rng.integers(800, 2000, 5000)]
     _check_match([bytes(r) for r in left], [bytes(r) for r in right])
+
+
+def _crowd(seed: int):
+    """User 0 (30 rows over 3 cohorts) among 40 other users with 1-12 rows each."""
+    rng = np.random.default_rng(seed)
+    users = [0] * 30 + [int(u) for u in rng.integers(1, 41, 300)]
+    cohorts = [i % 3 for i in range(30)] + [int(c) for c in rng.integers(0, 5, 300)]
+    return np.array(users, np.int64), np.array(cohorts, np.int64)
+
+
+def _permute_others(n: int, own: np.ndarray, seed: int) -> np.ndarray:
+    """A random permutation of row positions that keeps the ``own`` rows' relative order."""
+    perm = np.random.default_rng(seed).permutation(n)
+    own_slots = np.sort(np.flatnonzero(own[perm]))
+    perm[own_slots] = np.flatnonzero(own)  # own rows in their original order
+    return perm
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_permuting_other_users_rows_does_not_change_a_users_kept_rows(seed: int) -> None:
+    # Issue 11, point 4: priorities drawn in row order (or ties left to a non-stable sort) made
+    # a user's kept rows depend on where other users' rows sat. Same randomness draw both times.
+    users, cohorts = _crowd(seed)
+    own = users == 0
+    perm = _permute_others(len(users), own, seed + 100)
+    kw = {"max_cohorts_per_user": 2, "max_rows_per_user_per_cohort": 3, "n_cohorts": 5}
+    keep = compute.bound_contributions(users, cohorts, 41, random_bytes=_fixed_bytes(seed), **kw)
+    keep_p = compute.bound_contributions(users[perm], cohorts[perm], 41, random_bytes=_fixed_bytes(seed),
+                                         **kw)
+    assert keep[own].sum() == 6
+    assert np.flatnonzero(keep & own).tolist() == sorted(perm[keep_p & own[perm]].tolist())
+    values = np.arange(len(users), dtype=np.int64) * 7
+    total = compute.per_user_metric(users, values, 41, lo=0, hi=10**6, max_rows_per_user=4,
+                                    random_bytes=_fixed_bytes(seed))
+    total_p = compute.per_user_metric(users[perm], values[perm], 41, lo=0, hi=10**6, max_rows_per_user=4,
+                                      random_bytes=_fixed_bytes(seed))
+    assert total[0] == total_p[0]
+
+
+def test_a_users_kept_rows_do_not_depend_on_which_other_users_exist() -> None:
+    # With its person's tag (the enclave passes the keyed join key), a user keeps the same rows
+    # when the other users vanish and its dense code changes.
+    users, cohorts = _crowd(9)
+    tags = (users.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) + np.uint64(1)
+    own = users == 0
+    kw = {"max_cohorts_per_user": 2, "max_rows_per_user_per_cohort": 3, "n_cohorts": 5}
+    keep = compute.bound_contributions(users, cohorts, 41, random_bytes=_fixed_bytes(1), row_tag=tags, **kw)
+    alone = compute.bound_contributions(np.full(30, 7, np.int64), cohorts[own], 8,
+                                        random_bytes=_fixed_bytes(1), row_tag=tags[own], **kw)
+    assert keep[own].tolist() == alone.tolist()
+
+
+def test_bounding_when_no_group_is_over_its_limit() -> None:
+    users = np.arange(6, dtype=np.int64) // 2  # 3 users, 2 rows each, in 2 cohorts
+    cohorts = np.arange(6, dtype=np.int64) % 2
+    keep = compute.bound_contributions(users, cohorts, 3, max_cohorts_per_user=2,
+                                       max_rows_per_user_per_cohort=1, random_bytes=os.urandom)
+    assert keep.all()
+    assert compute.per_user_metric(users, np.ones(6, np.int64), 3, lo=0, hi=1, max_rows_per_user=2,
+                                   random_bytes=os.urandom).tolist() == [2, 2, 2]
+
+
+def test_join_keys_are_a_two_block_cbc_mac_of_the_whole_id() -> None:
+    # Reference computed per id with the library's own block calls, independently of join.py.
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = bytes(range(32))
+    ids = np.random.default_rng(3).integers(0, 256, (70_000, 32), dtype=np.uint8)
+    ids[:1000, :8] = ids[0, :8]  # crafted: a shared 8-byte prefix does not survive keying
+    got = compute.join_keys(ids, key)
+    for i in (0, 1, 999, 65_535, 65_536, 69_999):
+        aes = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        x = bytes(ids[i])
+        t = aes.update(bytes(a ^ b for a, b in zip(aes.update(x[:16]), x[16:], strict=True)))
+        assert int(got[i]) == int.from_bytes(t[:8], "little")
+    assert len(np.unique(got[:1000] >> np.uint64(40))) > 950  # 24-bit prefixes scatter
+    assert not np.array_equal(got, compute.join_keys(ids, bytes(32)))
+    with pytest.raises(InvalidInput):
+        compute.join_keys(ids, b"short")

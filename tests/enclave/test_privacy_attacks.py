@@ -63,7 +63,8 @@ def _run(policy: Policy, tables, analysis: str, params: dict[str, Any], noise) -
     plan = authorize(policy, {"collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
                               "party": "advertiser", "analysis": analysis, "params": params})
     clock = _FakeClock()
-    return run_query(plan, policy, tables, noise, os.urandom, clock=clock, sleep=clock.sleep)
+    return run_query(plan, policy, tables, noise, os.urandom, join_key=bytes(32), clock=clock,
+                     sleep=clock.sleep)
 
 
 def _base(n: int = 300) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:

@@ -54,12 +54,21 @@ def test_release_waits_for_the_deadline_or_its_next_doubling(work: float, releas
     assert padded == released_at and clock.now == pytest.approx(released_at)
 
 
-def _tables_and_plan(policy, params):
-    ids = digests(80, 2)
+# The example policy declares max_rows = 4,000,000 for each joined dataset.
+DECLARED_ROWS = 8_000_000
+
+
+def _run(plan, policy, tables, clock) -> None:
+    run_query(plan, policy, tables, ZeroNoise(), os.urandom, join_key=bytes(32), clock=clock,
+              sleep=clock.sleep)
+
+
+def _tables_and_plan(policy, params, n: int = 80):
+    ids = digests(n, 2)
     columns = {
-        "impressions": {"id": ids, "campaign": np.zeros(80, np.uint16), "age_band": np.zeros(80, np.uint16),
-                        "region": np.zeros(80, np.uint16)},
-        "conversions": {"id": ids, "value": np.arange(80, dtype=np.int64)},
+        "impressions": {"id": ids, "campaign": np.zeros(n, np.uint16), "age_band": np.zeros(n, np.uint16),
+                        "region": np.zeros(n, np.uint16)},
+        "conversions": {"id": ids, "value": np.arange(n, dtype=np.int64)},
     }
     tables = {}
     for name, cols in columns.items():
@@ -76,9 +85,33 @@ def test_run_query_is_padded_to_the_shape_deadline() -> None:
     params = {"group_by": ["impressions.campaign"], "metric": "conversions.value"}
     tables, plan = _tables_and_plan(policy, params)
     clock = FakeClock()
-    run_query(plan, policy, tables, ZeroNoise(), os.urandom, clock=clock, sleep=clock.sleep)
-    # 8 cohorts x 3 statistics = 24 cells, 160 uploaded rows.
-    assert clock.now == pytest.approx(release_timing.release_deadline(24, 160))
+    _run(plan, policy, tables, clock)
+    # 8 cohorts x 3 statistics = 24 cells; the policy's row limits, not the 160 uploaded rows.
+    assert clock.now == pytest.approx(release_timing.release_deadline(24, DECLARED_ROWS, "aggregate"))
+
+
+@pytest.mark.parametrize("n", [1, 80, 5_000])
+def test_the_deadline_is_the_same_for_any_row_count_below_max_rows(n: int) -> None:
+    # The deadline is a worst-case model of the policy's shape: a party cannot move it (nor
+    # read anything into it) by uploading more, fewer or crafted rows.
+    policy = parse_policy(EXAMPLE_POLICY.read_bytes())
+    tables, plan = _tables_and_plan(policy, {"group_by": ["impressions.campaign"],
+                                             "metric": "conversions.value"}, n)
+    clock = FakeClock()
+    _run(plan, policy, tables, clock)
+    assert clock.now == pytest.approx(release_timing.release_deadline(24, DECLARED_ROWS, "aggregate"))
+
+
+def test_the_deadline_follows_the_declared_max_rows() -> None:
+    text = EXAMPLE_POLICY.read_bytes()
+    small = parse_policy(text.replace(b"max_rows = 4_000_000", b"max_rows = 1_000"))
+    tables, plan = _tables_and_plan(small, {"group_by": ["impressions.campaign"],
+                                            "metric": "conversions.value"})
+    clock = FakeClock()
+    _run(plan, small, tables, clock)
+    assert clock.now == pytest.approx(release_timing.release_deadline(24, 2_000, "aggregate"))
+    deadline = release_timing.release_deadline
+    assert deadline(24, 2_000, "aggregate") < deadline(24, DECLARED_ROWS, "aggregate")
 
 
 def test_an_error_after_the_charge_is_also_padded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,8 +125,8 @@ def test_an_error_after_the_charge_is_also_padded(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr("enclave.engine.analysis_counts.aggregate", fail)
     clock = FakeClock()
     with pytest.raises(InvalidInput):
-        run_query(plan, policy, tables, ZeroNoise(), os.urandom, clock=clock, sleep=clock.sleep)
-    assert clock.now == pytest.approx(release_timing.release_deadline(24, 160))
+        _run(plan, policy, tables, clock)
+    assert clock.now == pytest.approx(release_timing.release_deadline(24, DECLARED_ROWS, "aggregate"))
 
 
 class _SlowNoise:
@@ -112,7 +145,7 @@ class _SlowNoise:
 def test_the_release_deadline_is_measured_on_the_sessions_clock(policy_bytes: bytes, parties) -> None:
     clock = FakeClock()
     clock.now = 1_800_000_000.0  # wall-clock seconds: the session's clock also stamps receipts
-    deadline = release_timing.release_deadline(1, 160)  # overlap without group_by: 1 cell, 160 rows
+    deadline = release_timing.release_deadline(1, DECLARED_ROWS, "overlap")  # no group_by: 1 cell
     noise = _SlowNoise(clock, work=deadline / 4)
     enclave = EnclaveHarness(policy_bytes, noise, clock=clock)
     # The harness never sleeps; this session sleeps on the fake clock, and nothing else does.
@@ -122,9 +155,12 @@ def test_the_release_deadline_is_measured_on_the_sessions_clock(policy_bytes: by
                               random_bytes=os.urandom)
     enclave.ready = enclave.call("init", {"policy": policy_bytes})
     ids = digests(80, 5)
+    now = int(clock.now)  # upload headers are stamped on the party's clock, checked on the session's
     enclave.upload(parties["publisher"], "impressions", {
-        "id": ids, **{name: np.zeros(80, np.uint16) for name in ("campaign", "age_band", "region")}})
-    enclave.upload(parties["advertiser"], "conversions", {"id": ids, "value": np.arange(80, dtype=np.int64)})
+        "id": ids, **{name: np.zeros(80, np.uint16) for name in ("campaign", "age_band", "region")}},
+        now=now)
+    enclave.upload(parties["advertiser"], "conversions", {"id": ids, "value": np.arange(80, dtype=np.int64)},
+                   now=now)
     clock.slept.clear()
     enclave.call("query", enclave.signed_query(parties["advertiser"], "overlap", {"group_by": []},
                                                issued_at=int(clock.now)))
