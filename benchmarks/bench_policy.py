@@ -45,17 +45,20 @@ def _replace_values(text: str, dimension: str, values: tuple[str, ...]) -> str:
     return new
 
 
-def bench_policy(keys: dict[str, PartyKeys], *, budget: str | None = None) -> tuple[bytes, Policy]:
+def bench_policy(keys: dict[str, PartyKeys], *, budget: str | None = None,
+                 max_rows: int = 50_000_000) -> tuple[bytes, Policy]:
     """Policy bytes with the benchmark's dimensions and ``keys`` bound in, and its parse.
 
     ``budget`` (a decimal string) replaces both datasets' total epsilon, for runs that query
-    more often than the example's budget of 6.0 allows.
+    more often than the example's budget of 6.0 allows. ``max_rows`` is declared for both
+    datasets: the enclave pads every query to a deadline computed from the declared max_rows,
+    so a run that queries declares the rows it uploads, as a real collaboration would.
     """
     text = EXAMPLE_POLICY.read_text(encoding="utf-8")
     for dimension in ("campaign", "region"):
         text = _replace_values(text, dimension, dimension_values()[dimension])
     # The example is sized for the shipped 2 GiB enclave; benchmarks run far larger, natively.
-    text, count = re.subn(r"^max_rows = [0-9_]+", "max_rows = 50_000_000", text, flags=re.M)
+    text, count = re.subn(r"^max_rows = [0-9_]+", f"max_rows = {max_rows}", text, flags=re.M)
     if count != 2:
         raise RuntimeError("the example policy's max_rows entries were not found")
     if budget is not None:

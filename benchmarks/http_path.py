@@ -111,13 +111,20 @@ def _release_floor(policy: Any, rows: int) -> dict[str, Any] | None:
     """The enclave's deliberate minimum query duration for QUERY, if it pads releases.
 
     ``enclave/engine/release_timing.py`` holds a result back until a deadline computed from public
-    numbers (the cells released, the rows uploaded), so query wall time is at least this,
+    numbers (the cells released, the declared max_rows of the joined datasets), so query wall
+    time is at least this,
     whatever the work took. The cells are counted by the enclave's own planning
     (``authorize`` + ``privacy_plan``): every released statistic counts, so
     ``conversions_by_segment`` over 300 cohorts releases 900 cells (users, rows, sum).
     """
     try:
-        from enclave.engine.release_timing import BASE_S, PER_CELL_S, PER_ROW_S, release_deadline
+        from enclave.engine.release_timing import (
+            BASE_S,
+            PER_CELL_S,
+            PER_ROW_S,
+            PER_ROW_S_BY_KIND,
+            release_deadline,
+        )
         from enclave.requests.authorization import authorize
         from protocol.privacy.plan import privacy_plan
     except ImportError:
@@ -128,9 +135,11 @@ def _release_floor(policy: Any, rows: int) -> dict[str, Any] | None:
                               "analysis": analysis, "params": params})
     cells = privacy_plan(plan.analysis, policy.privacy, plan.metric_spec, plan.n_cohorts,
                          private=plan.delta > 0).cells
-    n_rows = 2 * rows  # both joined datasets
-    return {"s": release_deadline(cells, n_rows), "cells": cells, "rows": n_rows,
-            "base_s": BASE_S, "cells_s": PER_CELL_S * cells, "rows_s": PER_ROW_S * n_rows}
+    declared = sum(d.max_rows for d in policy.datasets if d.name in policy.join)
+    per_row = PER_ROW_S_BY_KIND.get(plan.analysis.kind, PER_ROW_S)
+    return {"s": release_deadline(cells, declared, plan.analysis.kind), "cells": cells,
+            "declared_max_rows": declared, "uploaded_rows": 2 * rows,
+            "base_s": BASE_S, "cells_s": PER_CELL_S * cells, "rows_s": per_row * declared}
 
 
 def _fsync_probe(directory: Path, nbytes: int) -> float:
@@ -159,7 +168,7 @@ def run_http(parties: Parties, *, fmt: str = "csv", work_dir: Path | None = None
     report: dict[str, Any] = {"rows_per_party": rows, "format": fmt, "work_dir": str(work)}
     try:
         keys = party_keys()
-        policy_bytes, policy = bench_policy(keys)
+        policy_bytes, policy = bench_policy(keys, max_rows=rows)
         start = time.perf_counter()
         files = write_party_files(parties, work, fmt)
         report["write_files_s"] = time.perf_counter() - start
