@@ -7,7 +7,9 @@
 #   make gramine-manifest      render with the real gramine-manifest (SGX=1 for the sgx profile)
 #   make gramine-direct        host + demo with the enclave under gramine-direct (no SGX)
 #   SGX=1 make gramine-sgx     sign, print the measurement, host + demo under gramine-sgx
-#   make measurement           MRENCLAVE/MRSIGNER of the signed enclave
+#   make measurement           MRENCLAVE/MRSIGNER of the signed enclave + its bill of materials
+#   make gramine-bom           the bill of materials of the stand-in render (no Gramine needed)
+#   make gramine-clean         build/gramine and the sealed state of both Gramine modes
 
 VENV ?= .venv
 PYTHON ?= $(VENV)/bin/python
@@ -30,7 +32,9 @@ TCB_DIRS := enclave protocol
 GRAMINE_BUILD ?= build/gramine
 # gramine-direct/gramine-sgx take this path minus the .manifest(.sgx) suffix.
 GRAMINE_APP = $(GRAMINE_BUILD)/$(1)/cleanroom-enclave
-# Sealed state, one directory per mode: the two modes encrypt with different keys.
+# Sealed state, one directory per mode: the two modes encrypt with different keys. The path is
+# rendered into the manifest, so it is part of MRENCLAVE; every host started from this checkout
+# shares it (the host's --state-dir has no effect under Gramine; docs/gramine.md).
 STATE_DIR_sgx ?= state/gramine-sgx
 STATE_DIR_direct ?= state/gramine-direct
 # Empty: gramine-sgx-sign's default key ($XDG_CONFIG_HOME/gramine/enclave-key.pem).
@@ -89,8 +93,19 @@ define sgx_verifier_policy
 		$(call GRAMINE_APP,sgx).sigstruct.json '$(SGX_ALLOWED_STATUSES)' > $(call GRAMINE_APP,sgx).verifier.toml
 endef
 
+# The signed identity as JSON (with the trailing newline sigstruct-view leaves out), then the
+# bill of materials of the signed manifest: every trusted file, its SHA-256 and its origin.
+define sgx_measurement
+	gramine-sgx-sigstruct-view --output-format json $(call GRAMINE_APP,sgx).sig \
+		> $(call GRAMINE_APP,sgx).sigstruct.json
+	@echo >> $(call GRAMINE_APP,sgx).sigstruct.json
+	@cat $(call GRAMINE_APP,sgx).sigstruct.json
+	$(PYTHON) -m manifests.check --bom $(call GRAMINE_APP,sgx).bom.json \
+		--manifest $(call GRAMINE_APP,sgx).manifest.sgx --sigstruct $(call GRAMINE_APP,sgx).sigstruct.json
+endef
+
 .PHONY: enclave-venv enclave-pyc gramine-check gramine-manifest gramine-direct gramine-sgx \
-	measurement gramine-clean
+	measurement gramine-bom gramine-clean
 
 # The enclave's venv holds exactly requirements/enclave.txt: no pip, no setuptools (a venv made
 # --without-pip, filled by the dev venv's pip through --python), binary wheels only. Every .pyc
@@ -135,8 +150,7 @@ gramine-sgx: enclave-venv
 	$(call gramine_render,sgx)
 	gramine-sgx-sign $(if $(SGX_SIGNING_KEY),--key $(SGX_SIGNING_KEY)) --date $(SGX_SIGN_DATE) \
 		--manifest $(call GRAMINE_APP,sgx).manifest --output $(call GRAMINE_APP,sgx).manifest.sgx
-	gramine-sgx-sigstruct-view --output-format json $(call GRAMINE_APP,sgx).sig \
-		| tee $(call GRAMINE_APP,sgx).sigstruct.json
+	$(sgx_measurement)
 	$(sgx_verifier_policy)
 	$(call gramine_run_demo,gramine-sgx $(abspath $(call GRAMINE_APP,sgx)),sgx,--verifier-policy $(call GRAMINE_APP,sgx).verifier.toml)
 
@@ -149,7 +163,26 @@ measurement:
 	  echo "No $(call GRAMINE_APP,sgx).sig yet: run SGX=1 make gramine-sgx first." >&2; \
 	  exit 1; \
 	fi
-	gramine-sgx-sigstruct-view --output-format json $(call GRAMINE_APP,sgx).sig
+	$(sgx_measurement)
 
+# No Gramine needed: the BOM of the stand-in render (Gramine's runtime listed, not hashed).
+# Compare two with: $(PYTHON) -m manifests.check --bom-diff A.json B.json
+gramine-bom: enclave-pyc | $(VENV)/.stamp
+	@mkdir -p $(GRAMINE_BUILD)
+	$(PYTHON) -m manifests.check --profile sgx --bom $(GRAMINE_BUILD)/standin.bom.json
+
+# The sealed state is bound to one build (sgx: MRENCLAVE) and cannot be read by the next one,
+# so the old collaboration-*.sealed files (and direct mode's published-key file) go too. Only
+# those names: a STATE_DIR_* pointed elsewhere loses nothing else.
+SEALED_STATE_FILES := -name 'collaboration-*.sealed' -o -name 'INSECURE-simulation-sealing.key'
 gramine-clean:
 	rm -rf $(GRAMINE_BUILD)
+	@for dir in $(STATE_DIR_sgx) $(STATE_DIR_direct); do \
+	  [ -d "$$dir" ] || continue; \
+	  files=$$(find "$$dir" -maxdepth 1 -type f \( $(SEALED_STATE_FILES) \)); \
+	  if [ -n "$$files" ]; then \
+	    echo "gramine-clean: deleting the sealed state in $$dir (unreadable by any other build):"; \
+	    echo "$$files" | sed 's/^/  /'; \
+	    find "$$dir" -maxdepth 1 -type f \( $(SEALED_STATE_FILES) \) -delete; \
+	  fi; \
+	done

@@ -2,7 +2,9 @@
 
 What this cannot check: paths that exist only with Gramine installed (the runtime dir with the
 patched glibc, libsysdb.so) are checked for shape, not existence; MRENCLAVE needs libpal and
-gramine-sgx-sign (`make measurement`); enclave_size/max_threads are only enforced under SGX.
+gramine-sgx-sign (`make measurement`; the bill of materials of the trusted files needs neither);
+enclave_size/max_threads are only enforced under SGX; whether Gramine accepts a mount point that
+does not exist in its parent mount (e.g. the venv under a tmpfs /tmp) is only seen at run time.
 """
 
 from __future__ import annotations

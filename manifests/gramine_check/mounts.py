@@ -1,5 +1,12 @@
 """fs.mounts: the sealed-state mount, scratch space in enclave memory, and the runtime.
 
+Gramine applies the mounts in order, and a mount at a path hides every earlier mount at or
+below it. So the rule is: a mount whose path is a prefix of another's comes first. A mount that
+a later one hides is a finding (mount-shadowed), and so is a trusted file that is not reachable
+inside the enclave through the mounts that remain: under a tmpfs (trusted-under-tmpfs, e.g. a
+checkout under /tmp with the tmpfs mounted last) or under no mount of its host directory
+(trusted-unreachable).
+
 The state mount's key name must be the one enclave/state/mount.py expects for the profile, so
 it is imported from there rather than copied: a rename in the enclave fails this check.
 """
@@ -26,6 +33,8 @@ def check_mounts(manifest: dict[str, Any], profile: str, report: Report) -> None
     mounts = [m for m in manifest.get("fs", {}).get("mounts", []) if isinstance(m, dict)]
     by_path = {m.get("path"): m for m in mounts}
     _check_state_mount(manifest, mounts, profile, report)
+    visible = _check_order(mounts, report)
+    _check_reachable(manifest, visible, report)
     tmp = by_path.get(TMP_PATH)
     if tmp is None or tmp.get("type") != "tmpfs":
         report.add("tmp-not-tmpfs", f"{TMP_PATH} must be a tmpfs mount (enclave memory, not disk)")
@@ -66,3 +75,42 @@ def _check_state_mount(
             )
         if not str(mount.get("uri", "")).endswith("/"):
             report.add("state-mount-path", "the state mount uri must be a directory (end in '/')")
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _check_order(mounts: list[dict[str, Any]], report: Report) -> list[dict[str, Any]]:
+    """Apply the mounts in order as Gramine does; report each one a later mount hides."""
+    visible: list[dict[str, Any]] = []
+    for mount in mounts:
+        path = str(mount.get("path", ""))
+        for hidden in [m for m in visible if _under(str(m.get("path", "")), path)]:
+            report.add(
+                "mount-shadowed",
+                f"mount {hidden.get('path')!r} is hidden by the later mount {path!r}; "
+                "a mount whose path is a prefix of another's must come first",
+            )
+            visible.remove(hidden)
+        visible.append(mount)
+    return visible
+
+
+def _check_reachable(manifest: dict[str, Any], visible: list[dict[str, Any]], report: Report) -> None:
+    """Each absolute trusted file must be opened through a file: mount of its own host path."""
+    for entry in trusted_entries(manifest):
+        raw = entry.uri.removeprefix("file:")
+        if not raw.startswith("/") or entry.path.is_relative_to(STANDIN_PKGLIBDIR):
+            continue  # relative: the root mount (the project root); Gramine's runtime: /lib
+        inner = [m for m in visible if _under(raw, str(m.get("path", "")))]
+        mount = max(inner, key=lambda m: len(str(m.get("path", ""))), default=None)
+        if mount is not None and mount.get("type") == "tmpfs":
+            report.add("trusted-under-tmpfs", f"{entry.uri} lies under the tmpfs at {mount.get('path')!r}")
+            continue
+        host = None
+        if mount is not None and mount.get("type", "chroot") == "chroot":
+            uri = str(mount.get("uri", "")).removeprefix("file:")
+            host = uri.rstrip("/") + raw[len(str(mount["path"]).rstrip("/")):]
+        if host != raw:
+            report.add("trusted-unreachable", f"{entry.uri} is not mounted at its own path in the enclave")

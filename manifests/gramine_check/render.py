@@ -55,12 +55,16 @@ def _get_sys_path(interpreter: str | os.PathLike[str]) -> Iterator[Path]:
 
 def _ldd(*binaries: str | os.PathLike[str]) -> list[str]:
     """Absolute paths of the shared libraries the binaries link (vdso and friends skipped)."""
+    return list(_ldd_cached(tuple(os.fspath(b) for b in binaries)))
+
+
+@functools.cache
+def _ldd_cached(binaries: tuple[str, ...]) -> tuple[str, ...]:
+    """One ldd run per set of binaries (tests render the template many times)."""
     try:
-        out = subprocess.run(
-            ["ldd", *(os.fspath(b) for b in binaries)], check=True, capture_output=True, text=True
-        ).stdout
+        out = subprocess.run(["ldd", *binaries], check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return []
+        return ()
     libs = set()
     for line in out.splitlines():
         parts = line.split()
@@ -68,7 +72,7 @@ def _ldd(*binaries: str | os.PathLike[str]) -> list[str]:
             libs.add(parts[2])
         elif len(parts) >= 2 and parts[0].startswith("/"):
             libs.add(parts[0])
-    return sorted(libs)
+    return tuple(sorted(libs))
 
 
 def _jinja_env() -> jinja2.Environment:

@@ -4,7 +4,10 @@ The rules are by folder. Every .py under enclave/ and protocol/ must be trusted 
 its byte-code; nothing else of the repository may be (attestation/, host/, cleanroom/, tests/,
 benchmarks/, a stray file in the root), and no key or PKI file anywhere. Project directories
 must not be trusted whole: gramine-manifest would hash whatever lies in them at signing time
-(stale byte-code, editor files), and MRENCLAVE would depend on it.
+(stale byte-code, editor files), and MRENCLAVE would depend on it. The same holds outside the
+repository: no system, stdlib or venv directory is trusted whole (only Gramine's own runtime),
+and no file is listed twice, also not through a symlinked parent (/lib -> /usr/lib on
+merged-/usr systems).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def check_trusted(manifest: dict[str, Any], report: Report) -> list[str]:
     counts = dict.fromkeys(("project", "python", "system"), 0)
     sizes = dict.fromkeys(("project", "python", "system"), 0)
     seen: set[Path] = set()
+    listed: dict[Path, str] = {}
     entries = trusted_entries(manifest)
     for entry in entries:
         if not entry.uri.startswith("file:"):
@@ -81,6 +85,8 @@ def check_trusted(manifest: dict[str, Any], report: Report) -> list[str]:
             continue
         if rel is not None and entry.is_dir_uri:
             report.add("trusted-project-dir", f"{entry.uri}: trust project files one by one")
+        elif entry.is_dir_uri:
+            report.add("trusted-system-dir", f"{entry.uri}: trust the files loaded, not a directory")
         files = _walk_files(entry.path) if entry.is_dir_uri else (entry.path,)
         outside_kind = "system" if _is_system(entry.path) else "python"
         for f in files:
@@ -88,6 +94,11 @@ def check_trusted(manifest: dict[str, Any], report: Report) -> list[str]:
             if info is None:
                 continue  # gramine-manifest skips what it cannot read, e.g. dangling links
             real, size = info
+            key = listing_key(f)
+            if key in listed:
+                report.add("trusted-duplicate", f"{entry.uri}: {f} is already trusted as {listed[key]}")
+                continue
+            listed[key] = entry.uri
             if real in seen:
                 continue  # e.g. /lib and /usr/lib are one directory on merged-/usr systems
             seen.add(real)
@@ -103,6 +114,15 @@ def check_trusted(manifest: dict[str, Any], report: Report) -> list[str]:
     report.stats.update({f"{k}_bytes": v for k, v in sizes.items()})
     report.stats["trusted_entries"] = len(entries)
     return project_files
+
+
+def listing_key(path: Path) -> Path:
+    """A file's path with its directory resolved: one key for /lib/x/libz.so.1 and /usr/lib/x/...
+
+    The file name itself is kept: a symlinked file (libz.so.1 -> libz.so.1.2.13) is a second
+    name the loader may open, which Gramine checks by name.
+    """
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 def check_tcb_covered(project_files: list[str], report: Report) -> None:

@@ -15,6 +15,8 @@ from manifests.gramine_check.checker import check
 from tests.manifests.broken import TRUSTED_ANCHOR, trust_extra, variant
 
 TCB_DIRS_LINE = '{%- set tcb_dirs = ["enclave", "protocol"] %}'
+TMPFS = '{"type": "tmpfs", "path": "/tmp"}'
+MOUNT_ORDER = 'mounts | sort(attribute="path")'
 PYC_LINE = '  "file:{{ module.parent.as_posix() }}/__pycache__/{{ module.stem }}.{{ pyc_tag }}.pyc",\n'
 
 BROKEN = {
@@ -67,19 +69,25 @@ BROKEN = {
     "trusted-outside-tcb": [(TCB_DIRS_LINE, '{%- set tcb_dirs = ["enclave", "protocol", "attestation"] %}')],
     "trusted-forbidden": [trust_extra("policies/enclave-signing.pem")],
     "trusted-project-dir": [trust_extra("protocol/")],
-    "state-mount-key": [('key_name = "{{ state_key }}"', 'key_name = "default"')],
+    "state-mount-key": [('"key_name": state_key', '"key_name": "default"')],
     "state-mount-path": [
         ('loader.env.CLEANROOM_STATE_DIR = "/state"', 'loader.env.CLEANROOM_STATE_DIR = "/data"'),
     ],
     "state-mount-missing": [
         (
-            '  { type = "encrypted", path = "/state", uri = "file:{{ state_dir }}/", '
-            'key_name = "{{ state_key }}" },\n',
+            '  {"type": "encrypted", "path": "/state", "uri": "file:" ~ state_dir ~ "/", '
+            '"key_name": state_key},\n',
             "",
         ),
     ],
-    "tmp-not-tmpfs": [('{ type = "tmpfs", path = "/tmp" }', '{ path = "/tmp", uri = "file:/tmp" }')],
-    "mount-path": [('{ type = "tmpfs", path = "/tmp" }', '{ type = "tmpfs", path = "tmp" }')],
+    "tmp-not-tmpfs": [(TMPFS, '{"path": "/tmp", "uri": "file:/tmp"}')],
+    "mount-path": [(TMPFS, '{"type": "tmpfs", "path": "tmp"}')],
+    # Reversed, Gramine's runtime at /lib comes after (and hides) /lib/<arch>.
+    "mount-shadowed": [(MOUNT_ORDER, "mounts | reverse")],
+    "trusted-under-tmpfs": [trust_extra("/tmp/cleanroom-fixture.py")],
+    "trusted-unreachable": [trust_extra("/etc/hostname")],
+    "trusted-system-dir": [trust_extra("{{ arch_libdir }}/")],
+    "trusted-duplicate": [trust_extra("{{ entrypoint }}")],
     "env-passthrough": [
         (
             'loader.env.CLEANROOM_STATE_DIR = "/state"',
