@@ -165,15 +165,26 @@ def _wait_healthy(client: Client, process: subprocess.Popen[bytes], log_path: Pa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-20:]
-            raise EnclaveUnavailable("the host exited during start-up; last log lines:\n  "
-                                     + "\n  ".join(tail))
+            raise EnclaveUnavailable(_start_failure(log_path))
         try:
             client.health()
             return
         except EnclaveUnavailable:
             time.sleep(0.3)
     raise EnclaveUnavailable(f"the host was not healthy after {timeout:.0f} s (see {log_path})")
+
+
+def _start_failure(log_path: Path) -> str:
+    """What a tester needs when the host dies at start: the enclave's own last words (under
+    Gramine, the loader's errors), then the host's, and where the whole log is."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    enclave = [line for line in lines if "enclave[" in line][-15:]
+    host = [line for line in lines if "enclave[" not in line][-8:]
+    parts = ["the host exited during start-up"]
+    if enclave:
+        parts += ["last enclave output:", *(f"  {line}" for line in enclave)]
+    parts += ["last host log lines:", *(f"  {line}" for line in host), f"full log: {log_path}"]
+    return "\n".join(parts)
 
 
 # --- the parties --------------------------------------------------------------------------------

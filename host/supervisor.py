@@ -283,7 +283,9 @@ class EnclaveSupervisor:
             except TimeoutError:
                 pass
             if process.poll() is not None:
-                raise EnclaveUnavailable("the enclave exited during start")
+                raise EnclaveUnavailable(
+                    f"the enclave exited during start with status {process.returncode}; its "
+                    f"output is in the host log, lines 'enclave[{process.pid}]: ...'")
             if self._stop_event.is_set():
                 raise EnclaveUnavailable("the host is shutting down")
             if time.monotonic() > deadline:

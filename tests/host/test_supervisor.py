@@ -117,6 +117,18 @@ def test_child_exiting_at_start_fails_fast(tmp_path: Path) -> None:
         supervisor.call("health", {})
 
 
+def test_a_child_that_dies_at_start_leaves_its_output_in_the_log_and_its_status_in_the_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Under Gramine the loader's own error (e.g. libos_init() failed) is the child's output:
+    # a tester must see it, not only the host's traceback.
+    code = "import sys; print('libos_init() failed in init_exec_handle: ENOENT'); sys.exit(3)"
+    supervisor = EnclaveSupervisor(_settings(tmp_path, [sys.executable, "-c", code]), b"policy")
+    with caplog.at_level("INFO", logger="host.enclave"), pytest.raises(EnclaveUnavailable) as err:
+        supervisor.start()
+    assert "status 3" in err.value.message and "enclave[" in err.value.message
+    assert any("libos_init() failed" in r.getMessage() for r in caplog.records)
+
+
 def test_child_that_never_connects_times_out_and_is_killed(tmp_path: Path, h: Any) -> None:
     script = "import os, time; open('pid', 'w').write(str(os.getpid())); time.sleep(60)"
     settings = _settings(tmp_path, [sys.executable, "-c", script], start_timeout=1, cwd=tmp_path)
