@@ -164,7 +164,7 @@ class Party(threading.Thread):
         self._write_csv()
         receipt = self._timed("POST /v1/uploads", lambda: self.client.upload(
             self.enclave, self.keys, self.policy, self.own_dataset.name, self.csv,
-            chunk_size=64 * 1024), set())
+            chunk_size=64 * 1024, mode="append"), set())  # every party uploads its dataset again
         if receipt is not None:
             with self.stats.lock:
                 self.stats.acknowledged[receipt.upload_id.hex()] = self.keys.party_id

@@ -221,8 +221,16 @@ class Client:
         upload_id: bytes | None = None,
         data_key: bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
+        mode: str = "create",
+        idempotency_key: bytes | None = None,
     ) -> Receipt:
         """Read, hash, encrypt and stream one dataset file; return the verified receipt.
+
+        ``mode``: ``create`` (the enclave refuses it if the dataset already has uploads, naming
+        them), ``append`` or ``replace`` (the earlier uploads are deleted at the commit). The
+        ``idempotency_key`` defaults to a hash of the party, dataset, mode and file bytes, so
+        running the same upload again after a lost receipt returns the receipt of the upload
+        the enclave already committed instead of storing its rows twice.
 
         The file is checked against the policy before any connection is made (columns, the first
         block of rows). A problem found later aborts the request mid-stream: the host never gets
@@ -238,11 +246,14 @@ class Client:
             raise InvalidInput(f"the policy has no dataset {dataset_name!r}; it has: "
                                + ", ".join(d.name for d in policy.datasets))
         schema = dataset.schema()
+        if idempotency_key is None:
+            idempotency_key = _idempotency_key(keys.party_id, dataset.name, mode, source_path)
         started = clock()
         with open_table(source_path, dataset, default_country_code=default_country_code) as table:
             encryptor = UploadEncryptor(keys, policy, dataset, enclave.enc_pub,
                                         chunk_size=chunk_size, rows_hint=table.rows_estimate(),
-                                        now=now, upload_id=upload_id, data_key=data_key)
+                                        now=now, upload_id=upload_id, data_key=data_key,
+                                        mode=mode, idempotency_key=idempotency_key)
             batches = (encode_batch(columns, schema)
                        for columns in table.blocks(rows_per_batch(schema, chunk_size)))
             first = next(batches, None)
@@ -269,16 +280,25 @@ class Client:
             raise ProtocolError("the upload response is not a JSON object")
         receipt = verify_receipt(response, enclave.sig_pub, policy, upload_id=encryptor.upload_id,
                                  party=keys.party_id, dataset=dataset.name, rows=rows,
-                                 digest=encryptor.digest)
+                                 digest=encryptor.digest, idempotency_key=idempotency_key)
         self._observe(policy, enclave.sig_pub, receipt.audit_head)
         return receipt
 
     def uploads(self) -> list[dict[str, Any]]:
-        """Accepted uploads as the host lists them (informational: not signed)."""
-        listing = self._http.request("GET", "/v1/uploads")
-        if not isinstance(listing, dict) or not isinstance(listing.get("uploads"), list):
-            raise ProtocolError("the uploads listing is malformed")
-        return listing["uploads"]
+        """Accepted uploads as the host lists them (informational: not signed), every page."""
+        uploads: list[dict[str, Any]] = []
+        path = "/v1/uploads"
+        while True:
+            listing = self._http.request("GET", path)
+            if not isinstance(listing, dict) or not isinstance(listing.get("uploads"), list):
+                raise ProtocolError("the uploads listing is malformed")
+            uploads.extend(listing["uploads"])
+            if not listing.get("more") or not listing["uploads"]:
+                return uploads
+            last = listing["uploads"][-1]
+            if not isinstance(last, dict) or not isinstance(last.get("upload_id"), str):
+                raise ProtocolError("the uploads listing is malformed")
+            path = "/v1/uploads?" + urllib.parse.urlencode({"after": last["upload_id"]})
 
     def query(self, enclave: Any, keys: PartyKeys, policy: Policy, analysis_id: str,
               params: dict[str, Any], *, now: int | None = None,
@@ -338,3 +358,13 @@ class Client:
             raise NotFound(f"the policy sends no result of this query to party {party!r}")
         return b64_field(response["results"][party], "the encrypted result")
 
+
+def _idempotency_key(party: str, dataset: str, mode: str, path: str | os.PathLike[str]) -> bytes:
+    """16 bytes that are the same for the same party, dataset, mode and file contents."""
+    digest = hashlib.sha256(b"cleanroom/v1/upload-idempotency\x00")
+    for part in (party, dataset, mode):
+        digest.update(part.encode() + b"\x00")
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.digest()[:16]

@@ -36,16 +36,22 @@ class Receipt:
     receipt: bytes  # the signed document bytes
     signature: bytes
     audit_head: dict[str, Any]
+    replaced: tuple[bytes, ...] = ()  # uploads a ``replace`` deleted
+    retried: bool = False  # the receipt of an earlier upload with the same idempotency key
 
     def summary_lines(self) -> list[str]:
         lines = [
-            f"upload accepted: {self.upload_id.hex()}",
+            f"upload accepted: {self.upload_id.hex()}"
+            + (" (committed earlier with this idempotency key: no rows stored twice)"
+               if self.retried else ""),
             f"  party:    {self.party}",
             f"  dataset:  {self.dataset}",
             f"  rows:     {self.rows:,}",
             f"  digest:   {self.digest.hex()} (matches the bytes sent)",
             f"  accepted: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.accepted_at))}",
         ]
+        if self.replaced:
+            lines.append(f"  replaced: {', '.join(u.hex() for u in self.replaced)} (deleted)")
         if self.simulated:
             lines.append("  SIMULATED enclave: no SGX hardware protected this upload")
         return lines
@@ -61,8 +67,12 @@ def _receipt_and_signature(response: dict[str, Any], what: str) -> tuple[bytes, 
 
 
 def verify_receipt(response: dict[str, Any], sig_pub: bytes, policy: Policy, *, upload_id: bytes,
-                   party: str, dataset: str, rows: int, digest: bytes) -> Receipt:
+                   party: str, dataset: str, rows: int, digest: bytes,
+                   idempotency_key: bytes | None = None) -> Receipt:
     """Check the host's upload response: the enclave-signed receipt must match what was sent.
+
+    With ``idempotency_key``, the receipt may instead be the one of the upload the enclave
+    committed earlier with that key (a retry): then only party, dataset and key must match.
 
     :raise AuthenticationFailed: bad signature, or the receipt acknowledges different bytes
         (another upload, party, dataset, row count or digest).
@@ -73,14 +83,19 @@ def verify_receipt(response: dict[str, Any], sig_pub: bytes, policy: Policy, *, 
     check_enclave_signature(sig_pub, RECEIPT_LABEL, receipt, signature, "the upload receipt")
     body = unpack_document("upload_receipt", receipt)
     check_bound_to_policy(body, policy, "the upload receipt")
-    expected = {"upload_id": upload_id, "party": party, "dataset": dataset, "rows": rows}
+    retried = (idempotency_key is not None and body["upload_id"] != upload_id
+               and body.get("idempotency_key") == idempotency_key)
+    expected = {"party": party, "dataset": dataset}
+    if not retried:
+        expected.update(upload_id=upload_id, rows=rows)
     for field, value in expected.items():
         if body[field] != value:
             raise AuthenticationFailed(f"the receipt does not match the upload sent ({field})")
-    if not hmac.compare_digest(body["digest"], digest):
+    if not retried and not hmac.compare_digest(body["digest"], digest):
         raise AuthenticationFailed("the receipt's digest does not match the bytes sent")
     return Receipt(body["upload_id"], body["party"], body["dataset"], body["rows"], body["digest"],
-                   body["accepted_at"], body["simulated"], receipt, signature, body["audit_head"])
+                   body["accepted_at"], body["simulated"], receipt, signature, body["audit_head"],
+                   tuple(body.get("replaced", ())), retried)
 
 
 def verify_deletion_receipt(response: dict[str, Any], sig_pub: bytes, policy: Policy, *,

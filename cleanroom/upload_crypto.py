@@ -40,10 +40,13 @@ from protocol.upload import (
 )
 from protocol.wire import canonical_packb, pack_document
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "UPLOAD_ID_BYTES", "UploadEncryptor"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "IDEMPOTENCY_KEY_BYTES", "UPLOAD_ID_BYTES", "UPLOAD_MODES",
+           "UploadEncryptor"]
 
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 UPLOAD_ID_BYTES = 16  # the upload header's ``upload_id`` (protocol.wire)
+IDEMPOTENCY_KEY_BYTES = 16  # the upload header's ``idempotency_key``
+UPLOAD_MODES = ("create", "append", "replace")
 
 
 class UploadEncryptor:
@@ -61,6 +64,11 @@ class UploadEncryptor:
         upload_id: the 16-byte upload id (default: ``os.urandom``). Never reuse one.
         data_key: the 32-byte AES-256-GCM data key (default: ``os.urandom``). Never reuse one:
             it is what keeps two uploads' chunk nonces (the counter) apart.
+        mode: ``create`` (refused if the dataset already has uploads), ``append`` or ``replace``
+            (the dataset's earlier uploads are deleted when this one commits).
+        idempotency_key: 16 bytes (default: the upload id, so no two uploads share one); a retry
+            that sends the key of an upload the enclave already committed gets that upload's
+            receipt, and stores nothing.
     """
 
     def __init__(
@@ -75,6 +83,8 @@ class UploadEncryptor:
         rows_hint: int | None = None,
         upload_id: bytes | None = None,
         data_key: bytes | None = None,
+        mode: str = "create",
+        idempotency_key: bytes | None = None,
     ) -> None:
         if not CHUNK_MIN_PLAINTEXT <= chunk_size <= CHUNK_MAX_PLAINTEXT:
             raise InvalidInput(f"chunk size must be between {CHUNK_MIN_PLAINTEXT} and "
@@ -88,6 +98,13 @@ class UploadEncryptor:
             raise InvalidInput(f"upload_id must be {UPLOAD_ID_BYTES} bytes")
         if not isinstance(data_key, bytes) or len(data_key) != DATA_KEY_BYTES:
             raise InvalidInput(f"data_key must be {DATA_KEY_BYTES} bytes")
+        if mode not in UPLOAD_MODES:
+            raise InvalidInput("the upload mode must be one of " + ", ".join(UPLOAD_MODES))
+        idempotency_key = upload_id if idempotency_key is None else idempotency_key
+        if not isinstance(idempotency_key, bytes) or len(idempotency_key) != IDEMPOTENCY_KEY_BYTES:
+            raise InvalidInput(f"idempotency_key must be {IDEMPOTENCY_KEY_BYTES} bytes")
+        self.mode = mode
+        self.idempotency_key = idempotency_key
         self.chunk_size = chunk_size
         self.upload_id = upload_id
         # HPKE draws its own ephemeral key here (not injectable through cryptography's public
@@ -107,6 +124,8 @@ class UploadEncryptor:
             "hpke_enc": wrapped,
             "chunk_size": chunk_size,
             "schema": [[name, kind] for name, kind in dataset.schema()],
+            "mode": mode,
+            "idempotency_key": idempotency_key,
         }
         if rows_hint is not None:
             self.header["rows_hint"] = rows_hint

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from enclave.engine.noise_source import ExactNoise
-from enclave.requests.dispatch import handle_frame
+from enclave.requests.dispatch import error_frame, handle_frame
 from enclave.requests.quote_provider import QuoteProvider
 from enclave.requests.session import Session
 from enclave.state.mount import STATE_KEY_NAME_SGX, provision_direct_mode_key
 from enclave.state.sealing import derive_sealing_key
 from protocol.errors import MessageTooLarge
-from protocol.wire import FRAME_HEADER, MAX_FRAME_BYTES, encode_frame, pack
+from protocol.wire import FRAME_HEADER, MAX_FRAME_BYTES, encode_frame
 
 DEV_ATTESTATION = Path("/dev/attestation")
 SEALED_STATE_PREFIX = "collaboration-"  # + policy hash hex + ".sealed"
@@ -93,9 +93,11 @@ def _serve(sock: socket.socket, session: Session) -> None:
                     step = min(1024 * 1024, remaining)
                     _read_exact(reader.read, step)
                     remaining -= step
-                reply = pack("error", MessageTooLarge().to_wire())
+                reply = error_frame(MessageTooLarge())
             else:
                 reply = handle_frame(session, _read_exact(reader.read, length))
+            if len(reply) > MAX_FRAME_BYTES:  # handle_frame never makes one; never die of one
+                reply = error_frame(MessageTooLarge())
             sock.sendall(encode_frame(reply))
     except (EOFError, ConnectionError):  # the host hung up: nothing to answer, no traceback
         return

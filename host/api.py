@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,15 +21,17 @@ from flask import Blueprint, current_app, request
 
 from host.attestation import AttestationService
 from host.audit_store import AuditStore
+from host.read_guard import FORCE_CLOSE_KEY, GuardedStream, ReadLimits, StallWatchdog
 from host.relay import EnclaveUpload
 from host.storage import ResultStore, UploadStore
 from host.supervisor import EnclaveSupervisor
-from host.upload_stream import UploadHeader, iter_upload_records
+from host.upload_stream import UploadChunk, UploadHeader, iter_upload_records
 from protocol.errors import (
     CleanroomError,
     EnclaveBusy,
     EnclaveUnavailable,
     InternalError,
+    MessageTooLarge,
     NotFound,
     ProtocolError,
 )
@@ -42,6 +44,7 @@ bp = Blueprint("v1", __name__, url_prefix="/v1")
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _QUERY_ID = re.compile(r"[0-9a-f]{64}")
+_BODY_READ_SIZE = 256 * 1024
 
 
 @dataclass
@@ -55,6 +58,9 @@ class Services:
     attestation: AttestationService
     upload_slots: threading.BoundedSemaphore
     max_upload_bytes: int
+    upload_connections: threading.BoundedSemaphore
+    read_limits: ReadLimits
+    watchdog: StallWatchdog
 
 
 def _services() -> Services:
@@ -98,27 +104,62 @@ def openapi_document() -> dict[str, Any]:
 @bp.post("/uploads")
 def create_upload() -> tuple[dict[str, Any], int]:
     services = _services()
-    # Refuse rather than queue: each upload holds a thread and an open enclave stream.
-    if not services.upload_slots.acquire(blocking=False):
+    if request.content_length is not None and request.content_length > services.max_upload_bytes:
+        _close_after_response()
+        raise MessageTooLarge("upload exceeds the size limit")
+    # Refuse rather than queue. Two limits, so that nobody who merely reaches the port can
+    # stall the uploads of the parties (issue 11, point 10):
+    # - upload_connections bounds the requests inside this view, header phase included; it is
+    #   at most half the worker's threads (host/cli.py), so the rest always answer health,
+    #   attestation and queries however many uploads stall;
+    # - upload_slots (each an open enclave stream, a temp file, a long-running thread) is taken
+    #   only once record 0 arrived within the header deadline and the enclave accepted its
+    #   party signature: a silent or unsigned connection never holds one.
+    if not services.upload_connections.acquire(blocking=False):
+        _close_after_response()  # not read at all: no 5 s drain of a body a silent client holds
         raise EnclaveBusy()
     try:
-        request.max_content_length = services.max_upload_bytes
-        return _relay_upload(services), 201
+        stream = GuardedStream(request.environ["wsgi.input"],
+                               request.environ.get("gunicorn.socket"), services.read_limits)
+        with services.watchdog.watching(stream):
+            return _relay_upload(services, stream), 201
+    finally:
+        services.upload_connections.release()
+
+
+def _close_after_response() -> None:
+    """Ask the server (host/worker.py) to close instead of draining this request's body."""
+    force_close = request.environ.get(FORCE_CLOSE_KEY)
+    if force_close is not None:
+        force_close()
+
+
+def _relay_upload(services: Services, stream: GuardedStream) -> dict[str, Any]:
+    """Stream records to the enclave and to a temp file; store durably before the commit."""
+    # Pieces of at most 256 KiB, so the rate floor sees progress well inside its grace period.
+    records = iter_upload_records(stream, max_bytes=services.max_upload_bytes,
+                                  read_size=_BODY_READ_SIZE)
+    first = next(records)  # bounded: 64 KiB and CLEANROOM_UPLOAD_HEADER_TIMEOUT
+    assert isinstance(first, UploadHeader)
+    stream.header_done()
+    handle = services.supervisor.handle()  # pinned: every chunk goes to this same enclave
+    upload = EnclaveUpload.begin(handle.call, first.header, first.signature)  # checks the signature
+    if not services.upload_slots.acquire(blocking=False):
+        upload.abort_quietly()
+        raise EnclaveBusy()
+    try:
+        return _stream_upload(services, records, first, upload)
     finally:
         services.upload_slots.release()
 
 
-def _relay_upload(services: Services) -> dict[str, Any]:
-    """Stream records to the enclave and to a temp file; store durably before the commit."""
-    records = iter_upload_records(request.stream, max_bytes=services.max_upload_bytes)
-    first = next(records)
-    assert isinstance(first, UploadHeader)
-    handle = services.supervisor.handle()  # pinned: every chunk goes to this same enclave
-    with services.uploads.new_upload() as writer:
-        writer.write_record(first.raw)
-        upload = EnclaveUpload.begin(handle.call, first.header, first.signature)
-        try:
+def _stream_upload(services: Services, records: Iterator[UploadHeader | UploadChunk],
+                   first: UploadHeader, upload: EnclaveUpload) -> dict[str, Any]:
+    try:
+        with services.uploads.new_upload() as writer:
+            writer.write_record(first.raw)
             for chunk in records:
+                assert isinstance(chunk, UploadChunk)
                 writer.write_record(b"\x01" if chunk.last else b"\x00", chunk.data)
                 upload.chunk(chunk.last, chunk.data)
             if upload.ready is None:
@@ -139,9 +180,9 @@ def _relay_upload(services: Services) -> dict[str, Any]:
                     raise
                 # Committed: from here on the stored file must stay, whatever else fails.
                 services.audit.append(receipt.body["audit"])
-        except BaseException:
-            upload.abort_quietly()
-            raise
+    except BaseException:
+        upload.abort_quietly()
+        raise
     ready = upload.ready.body
     log.info("upload %s accepted (%d bytes stored)", upload.upload_id.hex(), writer.size)
     return {
@@ -155,8 +196,22 @@ def _relay_upload(services: Services) -> dict[str, Any]:
 
 @bp.get("/uploads")
 def list_uploads() -> dict[str, Any]:
-    reply = _services().supervisor.handle().call("list_uploads", {}, expect="uploads")
-    return {"uploads": [_upload_entry(entry) for entry in reply.body["uploads"]]}
+    """One page of the enclave's manifest: ``?after=<upload_id hex>&limit=<1..1000>``."""
+    from protocol.wire import MAX_LIST_PAGE  # here, so this change stays inside the view
+
+    page: dict[str, Any] = {}
+    after, limit = request.args.get("after"), request.args.get("limit")
+    if after is not None:
+        if not re.fullmatch(r"[0-9a-fA-F]{32}", after):
+            raise ProtocolError("after must be an upload id: 32 hex digits")
+        page["after"] = bytes.fromhex(after)
+    if limit is not None:
+        if not limit.isdigit() or not 1 <= int(limit[:5]) <= MAX_LIST_PAGE:
+            raise ProtocolError(f"limit must be an integer from 1 to {MAX_LIST_PAGE}")
+        page["limit"] = int(limit)
+    reply = _services().supervisor.handle().call("list_uploads", page, expect="uploads")
+    return {"uploads": [_upload_entry(entry) for entry in reply.body["uploads"]],
+            "more": reply.body["more"]}
 
 
 def _upload_entry(entry: object) -> dict[str, Any]:

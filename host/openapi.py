@@ -28,6 +28,7 @@ _WERKZEUG_CODES: dict[int, tuple[str, ...]] = {
     400: ("bad_message",),
     404: ("not_found",),
     405: ("method_not_allowed",),
+    408: ("request_timeout",),  # a client stalled while sending its body (host/read_guard.py)
     413: ("message_too_large",),
 }
 
@@ -37,6 +38,7 @@ _STATUS_TEXT = {
     400: "Malformed request (see the error code)",
     403: "Refused: bad signature or not allowed by the policy",
     404: "No such resource",
+    408: "The client stalled: the body did not arrive within the host's read timeouts",
     409: "Replay or conflict with the current state",
     413: "Request body over the size limit",
     422: "Data does not match the agreed schema",
@@ -157,8 +159,9 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     "UploadList": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["uploads"],
+        "required": ["uploads", "more"],
         "properties": {
+            "more": {"type": "boolean", "description": "more uploads follow: ask again with after"},
             "uploads": {
                 "type": "array",
                 "items": {
@@ -268,17 +271,27 @@ _PATHS: dict[str, dict[str, Any]] = {
                                                                    "format": "binary"}}},
             },
             # 500 includes state_invalid: a stored upload does not match the sealed manifest.
+            # 408: the body stalled (idle read timeout, header deadline or rate floor).
             "responses": _responses(
                 {201: ("Accepted: the enclave-signed receipt",
                        {"$ref": "#/components/schemas/UploadReceipt"})},
-                (400, 403, 409, 413, 422, 500, 503)),
+                (400, 403, 408, 409, 413, 422, 500, 503)),
         },
         "get": {
             "operationId": "listUploads",
-            "summary": "The uploads the enclave accepted (informational, not signed)",
+            "summary": "The uploads the enclave accepted (informational, not signed), one page",
+            "parameters": [{
+                "name": "after", "in": "query", "required": False,
+                "description": "only uploads accepted after this upload id (404 if it is not listed)",
+                "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
+            }, {
+                "name": "limit", "in": "query", "required": False,
+                "description": "at most this many uploads (default and maximum 1000)",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,4}$"},
+            }],
             "responses": _responses(
                 {200: ("Accepted uploads in acceptance order", {"$ref": "#/components/schemas/UploadList"})},
-                _ENCLAVE),
+                (400, 404, *_ENCLAVE)),
         },
     },
     "/v1/queries": {

@@ -29,6 +29,7 @@ from protocol.policy_model import (
 )
 from protocol.policy_reader import NUMBER, TableReader, fixed_point
 from protocol.report_data import policy_hash
+from protocol.wire import MAX_UPLOADS_LIMIT
 
 __all__ = [
     "ANALYSIS_KINDS", "COHORT_KEYS", "DEFAULT_DELTA", "MAX_IDENTIFIERS", "MODES", "Analysis", "ColumnRef",
@@ -95,6 +96,7 @@ def _dataset(r: TableReader, party_ids: set[str]) -> Dataset:
         max_rows=r.positive_int("max_rows", upper=_MAX_ROWS_LIMIT),
         dimensions=tuple(dimensions),
         metrics=tuple(metrics),
+        max_uploads=r.positive_int("max_uploads", 1000, upper=MAX_UPLOADS_LIMIT),
     )
     r.done()
     return dataset

@@ -48,6 +48,7 @@ class Dataset:
     max_rows: int
     dimensions: tuple[Dimension, ...]
     metrics: tuple[Metric, ...]
+    max_uploads: int = 1000  # committed uploads the dataset may hold at once
 
     def schema(self) -> tuple[tuple[str, str], ...]:
         """Upload column layout: the id first, then dimensions, then metrics."""

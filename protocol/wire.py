@@ -20,7 +20,8 @@ import msgpack
 from protocol.errors import MessageTooLarge, ProtocolError, UnsupportedVersion
 
 __all__ = [
-    "DOCUMENTS", "FRAME_HEADER", "MAX_CHUNK_BYTES", "MAX_CONTROL_BYTES", "MAX_FRAME_BYTES", "MESSAGES",
+    "DOCUMENTS", "FRAME_HEADER", "MAX_CHUNK_BYTES", "MAX_CONTROL_BYTES", "MAX_FRAME_BYTES", "MAX_LIST_PAGE",
+    "MAX_UPLOADS_LIMIT", "MESSAGES",
     "PROTOCOL_VERSION", "Field", "Message", "canonical_packb", "encode_frame", "pack", "pack_document",
     "read_frame", "unpack", "unpack_document",
 ]
@@ -29,6 +30,8 @@ PROTOCOL_VERSION = 1
 MAX_CHUNK_BYTES = 8 * 1024 * 1024 + 16  # one AES-GCM chunk: 8 MiB plaintext + tag
 MAX_FRAME_BYTES = MAX_CHUNK_BYTES + 64 * 1024  # a chunk plus its message envelope
 MAX_CONTROL_BYTES = 1024 * 1024  # any message that is not an upload chunk or a policy
+MAX_LIST_PAGE = 1000  # entries per ``uploads`` reply: far below a frame at any size
+MAX_UPLOADS_LIMIT = 10_000  # the highest ``max_uploads`` a policy may set per dataset
 _MAX_NESTING = 8
 FRAME_HEADER = struct.Struct(">I")
 
@@ -88,8 +91,9 @@ MESSAGES: dict[str, dict[str, Field]] = {
     "upload_abort": {"stream": _INT},
     "upload_receipt": {"receipt": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64),
                        "audit": _AUDIT},
-    "list_uploads": {},
-    "uploads": {"uploads": _f(list, max_len=100_000)},
+    # Paged in acceptance order: entries after the upload id ``after``, at most ``limit``.
+    "list_uploads": {"after": _f(bytes, required=False, exact_len=16), "limit": _f(int, required=False)},
+    "uploads": {"uploads": _f(list, max_len=MAX_LIST_PAGE), "more": _BOOL},
     "query": {"request": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
     "query_result": {"query_id": _BYTES32, "results": _f(dict, max_len=64), "audit": _AUDIT},
     "delete": {"request": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
@@ -118,6 +122,11 @@ DOCUMENTS: dict[str, dict[str, Field]] = {
         # The party's row count estimate: lets the enclave size its columns once (no regrowth,
         # no double peak memory). Not trusted for anything else; the host sees sizes anyway.
         "rows_hint": _f(int, required=False),
+        # create (absent means create): refused if the dataset has uploads; append; replace: the
+        # dataset's earlier uploads are deleted when this one commits (the receipt names them).
+        "mode": _f(str, required=False, max_len=16),
+        # The same key on a retry gets the receipt of the upload already committed with it.
+        "idempotency_key": _f(bytes, required=False, exact_len=16),
     },
     "query_request": {
         "collaboration_id": _STR,
@@ -139,6 +148,8 @@ DOCUMENTS: dict[str, dict[str, Field]] = {
         "accepted_at": _INT,
         "simulated": _BOOL,
         "audit_head": _HEAD,
+        "idempotency_key": _f(bytes, required=False, exact_len=16),
+        "replaced": _f(list, required=False, max_len=MAX_UPLOADS_LIMIT),  # upload ids deleted
     },
     "result": {
         "collaboration_id": _STR,

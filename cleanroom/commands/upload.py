@@ -30,14 +30,24 @@ def register(subparsers: Any) -> None:
                 "SHA-256-hashes the identifier column the policy names, encodes dimensions and "
                 "metrics as the policy declares, encrypts everything to the attested enclave, "
                 "streams it with progress on stderr, and checks the enclave-signed receipt. "
-                "Columns the policy does not name are never uploaded.")
+                "Columns the policy does not name are never uploaded. The first upload of a "
+                "dataset creates it; a later one needs --append or --replace. Running the same "
+                "upload again (same file, dataset and mode) after a lost receipt returns the "
+                "receipt of the upload already committed and stores nothing twice.")
     add_host(p)
     add_policy(p)
     add_key_file(p)
     p.add_argument("--dataset", required=True, metavar="NAME", help="policy dataset to upload")
     p.add_argument("file", type=Path, metavar="FILE", help="CSV (with a header line) or Parquet file")
     p.add_argument("--default-country-code", metavar="CC",
-                   help="for phone identifiers without a leading '+', e.g. 44")
+                   help="for phone identifiers without a leading '+': a calling code (44, +1) or "
+                        "an ISO 3166 region (GB); see docs/normalisation.md")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--append", dest="mode", action="store_const", const="append",
+                       help="add these rows to the dataset's earlier uploads")
+    which.add_argument("--replace", dest="mode", action="store_const", const="replace",
+                       help="replace the dataset's earlier uploads: their rows are deleted")
+    p.set_defaults(mode="create")  # without either, refused if the dataset already has uploads
     p.add_argument("--chunk-mib", type=int, default=4, choices=range(1, 9), metavar="N",
                    help="plaintext MiB per encrypted chunk, 1-8 (default 4)")
     add_attestation_flags(p)
@@ -100,7 +110,7 @@ def _upload(args: argparse.Namespace) -> int:
     try:
         receipt = client.upload(enclave, keys, policy, args.dataset, args.file, progress=printer,
                                 chunk_size=args.chunk_mib * 1024 * 1024,
-                                default_country_code=args.default_country_code)
+                                default_country_code=args.default_country_code, mode=args.mode)
     finally:
         printer.done()
     print("\n".join(receipt.summary_lines()))

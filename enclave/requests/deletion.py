@@ -34,12 +34,7 @@ class DeletionHandlers(SessionCore):
             raise PolicyViolation("a party may delete only its own datasets")
         request_id = hashlib.sha256(request_bytes).digest()
         state.replay.check_and_remember(request_id, request["issued_at"], self._now())
-        removed = [e for e in state.manifest if e["dataset"] == dataset.name]
-        state.manifest = [e for e in state.manifest if e["dataset"] != dataset.name]
-        upload_ids = [e["upload_id"] for e in removed]
-        state.ingested.difference_update(upload_ids)
-        table = state.tables.pop(dataset.name, None)
-        rows = table.rows if table is not None else 0
+        upload_ids, rows = self._forget_dataset(dataset.name)
         for stream, upload in list(self._uploads.items()):
             if upload.opener.dataset.name == dataset.name:
                 del self._uploads[stream]

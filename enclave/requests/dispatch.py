@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from enclave.requests.session import Reply, Session
-from protocol.errors import CleanroomError, ProtocolError
+from protocol.errors import CleanroomError, InternalError, MessageTooLarge, ProtocolError
 from protocol.wire import MAX_FRAME_BYTES, Message, pack, unpack
 
-__all__ = ["HANDLERS", "handle", "handle_frame"]
+__all__ = ["HANDLERS", "error_frame", "handle", "handle_frame"]
 
 HANDLERS: dict[str, Callable[[Session, dict[str, Any]], Reply]] = {
     "init": Session.init,
@@ -42,8 +42,15 @@ def handle_frame(session: Session, frame: bytes) -> bytes:
     """
     try:
         reply_type, body = handle(session, unpack(frame, max_size=MAX_FRAME_BYTES))
-        return pack(reply_type, body)
+        reply = pack(reply_type, body)
+        if len(reply) > MAX_FRAME_BYTES:  # a reply too large for a frame is an error, not a crash
+            raise MessageTooLarge("the reply exceeds the frame size limit")
+        return reply
     except CleanroomError as exc:
-        return pack("error", exc.to_wire())
+        return error_frame(exc)
     except Exception:
-        return pack("error", {"code": "internal", "message": "internal enclave error"})
+        return error_frame(InternalError("internal enclave error"))
+
+
+def error_frame(exc: CleanroomError) -> bytes:
+    return pack("error", {"code": exc.code, "message": exc.message[:1024]})

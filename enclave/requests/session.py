@@ -13,7 +13,7 @@ from typing import Any
 from enclave.requests.deletion import DeletionHandlers
 from enclave.requests.queries import QueryHandlers
 from enclave.requests.session_state import CollaborationState, Reply
-from enclave.requests.uploads import MAX_UPLOADS_IN_PROGRESS, UploadHandlers
+from enclave.requests.uploads import UploadHandlers
 from enclave.state import sealing
 from enclave.state.audit import AuditLog
 from enclave.state.keys import EnclaveKeys
@@ -23,7 +23,7 @@ from protocol.errors import ConflictError
 from protocol.policy import parse_policy
 from protocol.report_data import report_data as build_report_data
 
-__all__ = ["MAX_UPLOADS_IN_PROGRESS", "Reply", "Session"]
+__all__ = ["Reply", "Session"]
 
 
 class Session(UploadHandlers, QueryHandlers, DeletionHandlers):

@@ -129,6 +129,15 @@ class SessionCore:
             "unpublished": state.unpublished,
         }, self._sealing_key, random_bytes=self._random_bytes))
 
+    def _forget_dataset(self, name: str) -> tuple[list[bytes], int]:
+        """Drop a dataset's uploads and rows (deletion, replace); return the ids and row count."""
+        state = self._require()
+        upload_ids = [e["upload_id"] for e in state.manifest if e["dataset"] == name]
+        state.manifest = [e for e in state.manifest if e["dataset"] != name]
+        state.ingested.difference_update(upload_ids)
+        table = state.tables.pop(name, None)
+        return upload_ids, table.rows if table is not None else 0
+
     def _record(self, kind: str, details: dict[str, Any]) -> None:
         """Append an audit entry; the caller seals before anything that depends on it leaves."""
         state = self._require()

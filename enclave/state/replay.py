@@ -5,7 +5,8 @@ Gramine that clock comes from the untrusted host, which could wind it back to ma
 forget old requests. So the enclave forgets only below a *floor* that never goes down (the
 latest ``now - window`` it has seen, sealed with the rest of the state), and refuses any request
 issued below the floor whatever the clock says now. The remembered ids stop replays inside the
-window; the floor stops replays of anything older.
+window; the floor stops replays of anything older. Upload headers (id, ``created_at``) go
+through the same guard, so the host cannot post a deleted upload's ciphertext again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class ReplayGuard:
         self._seen: dict[bytes, int] = dict(seen or {})  # request id -> issue time
 
     def check_and_remember(self, request_id: bytes, issued_at: int, now: int) -> None:
+        self.check(request_id, issued_at, now)
+        self.remember(request_id, issued_at)
+
+    def remember(self, request_id: bytes, issued_at: int) -> None:
+        self._seen[request_id] = issued_at
+
+    def check(self, request_id: bytes, issued_at: int, now: int) -> None:
+        """Refuse a request outside the window, below the floor, or already remembered."""
         if abs(now - issued_at) > self._window:
             raise ReplayDetected("request time is outside the accepted window")
         self._floor = max(self._floor, now - self._window)
@@ -36,7 +45,6 @@ class ReplayGuard:
             del self._seen[old]
         if request_id in self._seen:
             raise ReplayDetected()
-        self._seen[request_id] = issued_at
 
     def to_sealable(self) -> dict[str, Any]:
         return {"floor": self._floor, "ids": dict(self._seen)}

@@ -125,12 +125,15 @@ class SealedUpload:
 
 
 def encrypt_csv(policy: Policy, keys: PartyKeys, dataset: str, path: Path, enc_pub: bytes,
-                *, chunk_size: int = CHUNK_MIN_PLAINTEXT) -> SealedUpload:
-    """Read, hash and encrypt a CSV with the client's own code; small chunks so there are many."""
+                *, chunk_size: int = CHUNK_MIN_PLAINTEXT, mode: str = "append") -> SealedUpload:
+    """Read, hash and encrypt a CSV with the client's own code; small chunks so there are many.
+
+    ``mode`` goes in the signed header: ``append`` by default, so a test may upload again.
+    """
     spec = policy.dataset(dataset)
     assert spec is not None
     schema = spec.schema()
-    encryptor = UploadEncryptor(keys, policy, spec, enc_pub, chunk_size=chunk_size)
+    encryptor = UploadEncryptor(keys, policy, spec, enc_pub, chunk_size=chunk_size, mode=mode)
     with open_table(path, spec) as table:
         batches: Iterable[bytes] = (encode_batch(columns, schema)
                                     for columns in table.blocks(rows_per_batch(schema, chunk_size)))

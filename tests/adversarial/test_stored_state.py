@@ -91,7 +91,8 @@ def test_rolled_back_sealed_state_is_detected(
     spent = [client.query(enclave, parties["advertiser"], policy, "overlap", {"group_by": []})
              for _ in range(2)]
     remaining_before = spent[-1].privacy["budget_remaining"]
-    late = client.upload(enclave, parties["advertiser"], policy, "conversions", marked.conversions())
+    late = client.upload(enclave, parties["advertiser"], policy, "conversions", marked.conversions(),
+                         mode="append")
 
     host.stop()
     sealed.write_bytes(snapshot)

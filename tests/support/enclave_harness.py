@@ -50,8 +50,9 @@ class EnclaveHarness:
     # -- uploads -----------------------------------------------------------------------------
 
     def encrypt(self, keys: PartyKeys, dataset: str, columns: Mapping[str, np.ndarray],
-                *, chunk_size: int = 4096, rows_hint: int | None = None,
-                ) -> tuple[UploadEncryptor, list[bytes]]:
+                *, chunk_size: int = 4096, rows_hint: int | None = None, mode: str = "append",
+                **header: Any) -> tuple[UploadEncryptor, list[bytes]]:
+        """``header``: more ``UploadEncryptor`` arguments (``idempotency_key``, ``now``)."""
         spec = self.policy.dataset(dataset)
         assert spec is not None
         schema = spec.schema()
@@ -60,7 +61,8 @@ class EnclaveHarness:
         batches = [encode_batch({k: v[i:i + step] for k, v in columns.items()}, schema)
                    for i in range(0, n, step)]
         encryptor = UploadEncryptor(keys, self.policy, spec, self.ready["enc_pub"], chunk_size=chunk_size,
-                                    rows_hint=rows_hint)
+                                    rows_hint=rows_hint, mode=mode,
+                                    **{"now": int(self.session._clock()), **header})
         return encryptor, list(encryptor.records(batches))
 
     def send_records(self, records: list[bytes]) -> dict[str, Any]:

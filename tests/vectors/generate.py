@@ -169,7 +169,8 @@ def _seed(label: str) -> bytes:
 
 def enclave_keys() -> EnclaveKeys:
     return EnclaveKeys(X25519PrivateKey.from_private_bytes(_seed("enclave/x25519")),
-                       Ed25519PrivateKey.from_private_bytes(_seed("enclave/ed25519")))
+                       Ed25519PrivateKey.from_private_bytes(_seed("enclave/ed25519")),
+                       _seed("enclave/join"))
 
 
 def party_keys() -> dict[str, PartyKeys]:
@@ -235,6 +236,7 @@ def build_upload(keys: PartyKeys, policy: Policy, dataset: Dataset, *, upload_id
         "party": keys.party_id, "dataset": dataset.name, "upload_id": upload_id,
         "created_at": created_at, "hpke_enc": hpke_enc, "chunk_size": chunk_size,
         "schema": [[name, kind] for name, kind in dataset.schema()],
+        "mode": "create", "idempotency_key": upload_id,  # UploadEncryptor's defaults
     }
     if rows_hint is not None:
         header["rows_hint"] = rows_hint

@@ -510,9 +510,12 @@ def test_upload_encryptor_agrees_with_the_vector_construction(vectors: Vectors,
         assert rebuilt["signature"] == encryptor.signature
         assert rebuilt["record_stream"] == stream
         assert rebuilt["digest"] == encryptor.digest
-        # Only the random values differ from the stored header.
-        assert {k: x for k, x in header.items() if k not in ("upload_id", "hpke_enc")} == {
-            k: x for k, x in stored_header.items() if k not in ("upload_id", "hpke_enc")}
+        # Only the random values differ from the stored header (the idempotency key defaults to
+        # the upload id).
+        assert header["idempotency_key"] == header["upload_id"]
+        random = ("upload_id", "hpke_enc", "idempotency_key")
+        assert {k: x for k, x in header.items() if k not in random} == {
+            k: x for k, x in stored_header.items() if k not in random}
 
 
 def test_party_side_verification_accepts_the_vectors(vectors: Vectors, generate: ModuleType) -> None:
