@@ -156,6 +156,8 @@ def lint_policy(raw: bytes) -> LintReport:
     analyses = [_analysis_entry(policy, a, m) for a in policy.analyses for m in (a.metrics or (None,))]
     for name in privacy.budget:
         budgets[name]["delta_total"] = str(_budget_delta_total(policy, name, analyses))
+        if privacy.delta_total_max is not None:  # the enclave refuses a query past this cap
+            budgets[name]["delta_total_max"] = str(privacy.delta_total_max)
     summary["privacy_unit"] = PRIVACY_UNIT
     return LintReport(True, warnings=_warnings(policy), summary=summary, analyses=analyses)
 
@@ -178,7 +180,8 @@ def render_text(report: LintReport) -> str:
     for name, budget in s["budgets"].items():
         extra = f" (epsilon <= {budget['epsilon_at_delta']} at delta)" if "epsilon_at_delta" in budget else ""
         lines.append(f"  budget {name}: {budget[s['budget_unit']]}{extra}, "
-                     f"total delta at most {_human(budget['delta_total'])}")
+                     f"total delta at most {_human(budget['delta_total'])}"
+                     + (f" (capped at {_human(budget['delta_total_max'])})" if "delta_total_max" in budget else ""))
     for a in report.analyses:
         charge = a["charge_per_query"]
         metric = f" metric {a['metric']}" if a["metric"] else ""

@@ -218,6 +218,13 @@ def _privacy(r: TableReader, datasets: dict[str, Dataset]) -> Privacy:
     delta = r.fraction("delta", default="1e-9")
     if delta >= Fraction(1, 1000):
         raise PolicyInvalid(f"{r.path}.delta: must be below 0.001 (the default is 1e-9)")
+    # A dataset's whole guarantee is (ε, conversion δ + every private-cohort selection's δ);
+    # the cap bounds that sum, so a long run of private-cohort queries cannot grow δ unseen.
+    delta_total_max = r.fraction("delta_total_max", default=None) if "delta_total_max" in r.table else None
+    conversion = delta if mode == "zcdp" else Fraction(0)
+    if delta_total_max is not None and not conversion < delta_total_max < Fraction(1, 100):
+        raise PolicyInvalid(f"{r.path}.delta_total_max: must be below 0.01 and above the "
+                            f"conversion delta ({conversion})")
     refresh = r.get("refresh", str, "none")
     if refresh != "none":
         raise PolicyInvalid(f"{r.path}.refresh: only 'none' is supported (budgets never refresh)")
@@ -231,6 +238,7 @@ def _privacy(r: TableReader, datasets: dict[str, Dataset]) -> Privacy:
         budget=budget,
         delta=delta,
         refresh=refresh,
+        delta_total_max=delta_total_max,
     )
     r.done()
     return privacy

@@ -109,6 +109,12 @@ class Privacy:
     rho_per_query_max: Fraction | None = None  # zcdp mode
     delta: Fraction = DEFAULT_DELTA  # per query: private-cohort selection and ρ -> (ε, δ)
     refresh: str = "none"
+    delta_total_max: Fraction | None = None  # cap on a dataset's total δ (conversion + selections)
+
+    @property
+    def conversion_delta(self) -> Fraction:
+        """The δ at which a zCDP total is stated as (ε, δ), spent once; pure ε needs none."""
+        return self.delta if self.mode == "zcdp" else Fraction(0)
 
     @property
     def unit(self) -> str:

@@ -75,7 +75,9 @@ def _metadata(plan: QueryPlan, policy: Policy, pp: PrivacyPlan, noise: NoiseSour
     privacy = policy.privacy
     unit = privacy.unit
     meta: dict[str, Any] = {"mechanism": pp.mechanism, "noise_source": noise.mechanism,
-                            "accounting": pp.mode, "delta_charged": str(pp.delta)}
+                            "accounting": pp.mode, "delta_charged": str(pp.delta),
+                            # the query's whole (ε, δ): conversion δ (zCDP) + selection δ
+                            "delta_total": str(privacy.conversion_delta + pp.delta)}
     if pp.mode == "pure":
         meta["epsilon_charged"] = str(pp.charge)
         meta["sensitivity"] = {c.statistic.name: c.statistic.l1 for c in pp.calibrated}

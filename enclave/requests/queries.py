@@ -46,8 +46,12 @@ class QueryHandlers(SessionCore):
         # The release deadline is measured on the session's clock and padded with its sleep.
         release = run_query(plan, state.policy, state.tables, self._noise, self._random_bytes,
                             join_key=state.keys.join, clock=self._clock, sleep=self._sleep)
+        conversion = state.policy.privacy.conversion_delta
         privacy = {**release.privacy, "budget_remaining": {
-            name: str(state.ledger.remaining(name)) for name in plan.charged_datasets}}
+            name: str(state.ledger.remaining(name)) for name in plan.charged_datasets},
+            # each dataset's whole guarantee so far: conversion δ once + every selection δ
+            "delta_total_spent": {name: str(conversion + state.ledger.delta_spent(name))
+                                  for name in plan.charged_datasets}}
         result = pack_document("result", {
             "collaboration_id": state.policy.collaboration_id, "policy_hash": state.policy.hash,
             "query_id": query_id, "analysis": plan.analysis.id, "kind": plan.analysis.kind,
@@ -59,8 +63,14 @@ class QueryHandlers(SessionCore):
         signed = pack_document("signed", {"body": result,
                                           "signature": state.keys.sign(RESULT_LABEL, result)})
         encrypted = _encrypt_to_recipients(state, plan, query_id, signed)
-        self._record("result_released", {"query_id": query_id, "recipients": list(encrypted),
-                                          "result_hash": hashlib.sha256(result).digest()})
+        released: dict[str, Any] = {"query_id": query_id, "recipients": list(encrypted),
+                                    "result_hash": hashlib.sha256(result).digest()}
+        if plan.analysis.kind == "cohort_activation":
+            # Identifiers, not noisy statistics: the log says a non-DP release was made, and
+            # from whose data the cohort was defined.
+            released["differentially_private"] = False
+            released["cohort_from"] = sorted({ref.dataset for ref, _ in plan.cohort})
+        self._record("result_released", released)
         self._seal()
         return "query_result", {"query_id": query_id, "results": encrypted, "audit": self._publish()}
 

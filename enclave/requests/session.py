@@ -17,7 +17,7 @@ from enclave.requests.uploads import UploadHandlers
 from enclave.state import sealing
 from enclave.state.audit import AuditLog
 from enclave.state.keys import EnclaveKeys
-from enclave.state.ledger import BudgetLedger
+from enclave.state.ledger import BudgetLedger, delta_cap
 from enclave.state.replay import ReplayGuard
 from protocol.errors import ConflictError
 from protocol.policy import parse_policy
@@ -39,7 +39,8 @@ class Session(UploadHandlers, QueryHandlers, DeletionHandlers):
         else:
             keys = EnclaveKeys.generate()
             self._state = CollaborationState(
-                policy=policy, keys=keys, ledger=BudgetLedger(policy.privacy.budget),
+                policy=policy, keys=keys,
+                ledger=BudgetLedger(policy.privacy.budget, delta_cap=delta_cap(policy)),
                 replay=ReplayGuard(), manifest=[], audit=AuditLog(policy.collaboration_id, keys.sign),
             )
             self._seal()

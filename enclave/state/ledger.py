@@ -17,15 +17,27 @@ from fractions import Fraction
 from typing import Any
 
 from protocol.errors import BudgetExhausted, StateError
+from protocol.policy import Policy
 
-__all__ = ["BudgetLedger"]
+__all__ = ["BudgetLedger", "delta_cap"]
 
 Spent = tuple[Fraction, Fraction]  # (budget unit spent, δ spent)
 
 
+def delta_cap(policy: Policy) -> Fraction | None:
+    """Selection δ a dataset may spend: the policy's total-δ cap less the conversion δ."""
+    cap = policy.privacy.delta_total_max
+    return None if cap is None else cap - policy.privacy.conversion_delta
+
+
 class BudgetLedger:
+    """``delta_cap``: the most selection δ a dataset may accumulate (the policy's
+    ``delta_total_max`` less the conversion δ), or None for no cap beyond the budget."""
+
     def __init__(self, totals: Mapping[str, Fraction],
-                 spent: Mapping[str, Fraction | Spent] | None = None) -> None:
+                 spent: Mapping[str, Fraction | Spent] | None = None,
+                 *, delta_cap: Fraction | None = None) -> None:
+        self._delta_cap = delta_cap
         self._totals = {name: Fraction(total) for name, total in totals.items()}
         self._spent = {name: Fraction(0) for name in totals}
         self._delta = {name: Fraction(0) for name in totals}
@@ -52,6 +64,8 @@ class BudgetLedger:
         for name in names:  # check every dataset first: a refusal must leave no partial debit
             if self.remaining(name) < amount:
                 raise BudgetExhausted(f"the privacy budget of dataset {name!r} is exhausted")
+            if self._delta_cap is not None and self._delta[name] + delta > self._delta_cap:
+                raise BudgetExhausted(f"the delta budget of dataset {name!r} is exhausted")
         for name in names:
             self._spent[name] += amount
             self._delta[name] += delta
