@@ -179,9 +179,9 @@ def render_text(report: LintReport) -> str:
              f"privacy unit: {s['privacy_unit']}"]
     for name, budget in s["budgets"].items():
         extra = f" (epsilon <= {budget['epsilon_at_delta']} at delta)" if "epsilon_at_delta" in budget else ""
+        cap = f" (capped at {_human(budget['delta_total_max'])})" if "delta_total_max" in budget else ""
         lines.append(f"  budget {name}: {budget[s['budget_unit']]}{extra}, "
-                     f"total delta at most {_human(budget['delta_total'])}"
-                     + (f" (capped at {_human(budget['delta_total_max'])})" if "delta_total_max" in budget else ""))
+                     f"total delta at most {_human(budget['delta_total'])}{cap}")
     for a in report.analyses:
         charge = a["charge_per_query"]
         metric = f" metric {a['metric']}" if a["metric"] else ""
