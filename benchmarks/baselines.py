@@ -17,7 +17,7 @@ import numpy as np
 from benchmarks.core import COHORT_DIMS
 from benchmarks.datagen import Parties
 from benchmarks.measure import median_time, peak_rss_growth
-from enclave.engine import compute
+from tests.support import engine_core as compute
 
 __all__ = ["BASELINE_SQL", "Result", "duckdb_baseline", "numpy_reference", "polars_baseline",
            "run_baseline", "same_aggregates"]

@@ -16,9 +16,10 @@ from typing import Any
 
 from benchmarks.datagen import DIMENSION_SIZES, VALUE_RANGE_CENTS
 from benchmarks.measure import peak_rss_growth
-from enclave.engine import compute, noise
+from enclave.engine import noise
 from enclave.engine.columns import ColumnarTable
 from protocol.privacy import accounting
+from tests.support import engine_core as compute
 
 __all__ = ["COHORT_DIMS", "UNBOUNDED", "measure_core", "run_core", "time_noise"]
 

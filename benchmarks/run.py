@@ -7,7 +7,7 @@ Everything runs in ONE process on the same seeded data (``benchmarks/datagen.py`
 (a) DuckDB (2 threads) and Polars run ``BASELINE_SQL`` (or its Polars twin) on the plaintext
     columns, loaded into their native tables first (loading is not timed;
     ``benchmarks/baselines.py``);
-(b) the core (``enclave/engine/compute.py``, driven by ``benchmarks/core.py``) on the tables the
+(b) the core (``enclave/engine/``, driven by ``benchmarks/core.py``) on the tables the
     real upload path of (c) produced: match + cohort codes + bounding with bounds that cannot
     bind + per-user metric + aggregate; noise is timed separately, and bounding with binding
     bounds is reported as its own figure;
@@ -61,8 +61,8 @@ from benchmarks.enclave_ingest import measure_ingest, prepare
 from benchmarks.measure import cpu_model
 from benchmarks.report import print_human
 from benchmarks.tuning import AVX2_SORT_ENV, TUNED_ENV, retune
-from enclave.engine import compute
 from enclave.engine.columns import ColumnarTable
+from tests.support import engine_core as compute
 
 __all__ = ["benchmark", "main", "retune"]
 

@@ -90,13 +90,9 @@ def _analysis_entry(policy: Policy, analysis: Analysis, metric_ref: Any) -> dict
             bun_steinke_epsilon(analysis.cost, privacy.delta))
     # The query's whole guarantee is (ε, δ_total): zCDP's conversion spends privacy.delta, and a
     # private-cohort selection adds its own δ on top (basic composition of the two failure events).
-    entry["charge_per_query"]["delta_total"] = str(_conversion_delta(policy) + pp.delta)
+    entry["charge_per_query"]["delta_total"] = str(policy.privacy.conversion_delta + pp.delta)
     return entry
 
-
-def _conversion_delta(policy: Policy) -> Fraction:
-    """The δ at which a zCDP charge is reported as (ε, δ); pure ε needs none."""
-    return policy.privacy.delta if policy.privacy.mode == "zcdp" else Fraction(0)
 
 
 def _budget_delta_total(policy: Policy, dataset: str, analyses: list[dict[str, Any]]) -> Fraction:
@@ -110,7 +106,7 @@ def _budget_delta_total(policy: Policy, dataset: str, analyses: list[dict[str, A
     charges = [a["charge_per_query"] for a in analyses if dataset in a["charge_per_query"]["datasets"]]
     unit = policy.privacy.unit
     worst = max((Fraction(c["delta"]) / Fraction(c[unit]) for c in charges), default=Fraction(0))
-    return _conversion_delta(policy) + total * worst
+    return policy.privacy.conversion_delta + total * worst
 
 
 def _warnings(policy: Policy) -> list[str]:

@@ -35,6 +35,7 @@ from protocol.errors import (
     NotFound,
     ProtocolError,
 )
+from protocol.wire import MAX_LIST_PAGE
 
 __all__ = ["Services", "bp"]
 
@@ -197,8 +198,6 @@ def _stream_upload(services: Services, records: Iterator[UploadHeader | UploadCh
 @bp.get("/uploads")
 def list_uploads() -> dict[str, Any]:
     """One page of the enclave's manifest: ``?after=<upload_id hex>&limit=<1..1000>``."""
-    from protocol.wire import MAX_LIST_PAGE  # here, so this change stays inside the view
-
     page: dict[str, Any] = {}
     after, limit = request.args.get("after"), request.args.get("limit")
     if after is not None:
@@ -206,7 +205,7 @@ def list_uploads() -> dict[str, Any]:
             raise ProtocolError("after must be an upload id: 32 hex digits")
         page["after"] = bytes.fromhex(after)
     if limit is not None:
-        if not limit.isdigit() or not 1 <= int(limit[:5]) <= MAX_LIST_PAGE:
+        if not (limit.isdigit() and len(limit) <= 4 and 1 <= int(limit) <= MAX_LIST_PAGE):
             raise ProtocolError(f"limit must be an integer from 1 to {MAX_LIST_PAGE}")
         page["limit"] = int(limit)
     reply = _services().supervisor.handle().call("list_uploads", page, expect="uploads")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from host.config import SETTINGS
+from host.config import READ_TIMEOUT_ENV, SETTINGS
 
 __all__ = ["DEFAULT_THREADS", "main", "upload_connections"]
 
@@ -30,7 +30,6 @@ __all__ = ["DEFAULT_THREADS", "main", "upload_connections"]
 # the enclave, CLEANROOM_MAX_CONCURRENT_UPLOADS), 8 always answer health, attestation and queries.
 DEFAULT_THREADS = 16
 _WORKER_CLASS = "host.worker.ReadTimeoutThreadWorker"
-READ_TIMEOUT_ENV = "CLEANROOM_UPLOAD_READ_TIMEOUT"  # what host/worker.py reads
 
 _DESCRIPTION = """\
 Untrusted host of the SGX data clean room. It starts the enclave as a child process, relays
@@ -187,7 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
     app_config: dict[str, Any] = {
         "CLEANROOM_POLICY_FILE": str(args.policy.resolve()),
         "CLEANROOM_STATE_DIR": str(args.state_dir.resolve()),
-        "CLEANROOM_UPLOAD_READ_TIMEOUT": read_timeout,
+        READ_TIMEOUT_ENV: read_timeout,
         "CLEANROOM_MAX_UPLOAD_CONNECTIONS": connections,
     }
     if args.enclave_command:

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SETTINGS", "Setting", "load_config"]
+__all__ = ["READ_TIMEOUT_ENV", "SETTINGS", "Setting", "load_config"]
+
+# Read by the gunicorn worker (host/worker.py) from the environment the CLI exports it to.
+READ_TIMEOUT_ENV = "CLEANROOM_UPLOAD_READ_TIMEOUT"
 
 # The directory holding the `enclave` package: `python -m enclave` must run from there.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -31,22 +31,20 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
+from host.config import READ_TIMEOUT_ENV, SETTINGS
 from host.read_guard import FORCE_CLOSE_KEY
 
-__all__ = ["FORCE_CLOSE_KEY", "READ_TIMEOUT_ENV", "ReadTimeoutThreadWorker"]
-
-
-# The CLI exports the timeout here before gunicorn loads the worker (the app reads it too).
-READ_TIMEOUT_ENV = "CLEANROOM_UPLOAD_READ_TIMEOUT"
-_DEFAULT_READ_TIMEOUT = 30.0
+__all__ = ["ReadTimeoutThreadWorker"]
 
 
 def _read_timeout() -> float:
+    """The setting's own parse and default (``host.config``); an unparseable value, which the
+    CLI has already refused, falls back to the default rather than stopping the worker."""
+    setting = SETTINGS[READ_TIMEOUT_ENV]
     try:
-        value = float(os.environ.get(READ_TIMEOUT_ENV, _DEFAULT_READ_TIMEOUT))
-    except ValueError:
-        return _DEFAULT_READ_TIMEOUT
-    return value if value > 0 else _DEFAULT_READ_TIMEOUT
+        return float(setting.parse(os.environ.get(READ_TIMEOUT_ENV, setting.default)))
+    except (TypeError, ValueError):
+        return float(setting.default)
 
 
 class _ClosedSocket:

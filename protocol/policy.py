@@ -220,7 +220,7 @@ def _privacy(r: TableReader, datasets: dict[str, Dataset]) -> Privacy:
         raise PolicyInvalid(f"{r.path}.delta: must be below 0.001 (the default is 1e-9)")
     # A dataset's whole guarantee is (ε, conversion δ + every private-cohort selection's δ);
     # the cap bounds that sum, so a long run of private-cohort queries cannot grow δ unseen.
-    delta_total_max = r.fraction("delta_total_max", default=None) if "delta_total_max" in r.table else None
+    delta_total_max = r.fraction("delta_total_max") if "delta_total_max" in r.table else None
     conversion = delta if mode == "zcdp" else Fraction(0)
     if delta_total_max is not None and not conversion < delta_total_max < Fraction(1, 100):
         raise PolicyInvalid(f"{r.path}.delta_total_max: must be below 0.01 and above the "

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enclave.engine import compute
 from protocol.errors import InvalidInput
+from tests.support import engine_core as compute
 
 
 def _fixed_bytes(seed: int):

@@ -1,8 +1,9 @@
-"""The engine's array core in one namespace: the join, contribution bounding and aggregation.
+"""The engine's array core in one namespace, for tests and benchmarks (outside the TCB).
 
-Arrays in, arrays out, no Python loop per row. Each job lives in its own module
-(``join.py``, ``bounding.py``, ``aggregation.py``, and ``cohort_codes`` in ``cohorts.py``); this
-module only gathers them for callers that use the whole core, such as the benchmarks.
+Each job lives in its own enclave module (``join.py``, ``bounding.py``, ``aggregation.py``,
+``cohort_codes`` in ``cohorts.py``). ``match_users`` here keys ids under a fixed, public key,
+which only a benchmark or a test may do: the query path (``analysis_base.Job.match``) keys
+with the sealed secret, and keeping this helper out of ``enclave/`` keeps it off that path.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ __all__ = [
 
 def match_users(left_ids: np.ndarray, right_ids: np.ndarray, left_keys: np.ndarray | None = None,
                 right_keys: np.ndarray | None = None) -> UserMatch:
-    """``join.match_users``, keying missing join keys under a fixed public key: for benchmarks and
-    tests only (the query path, ``analysis_base.Job.match``, keys with the sealed secret)."""
+    """``join.match_users``, keying missing join keys under a fixed public key."""
     lk = join_keys(left_ids, bytes(32)) if left_keys is None else left_keys
     rk = join_keys(right_ids, bytes(32)) if right_keys is None else right_keys
     return join.match_users(left_ids, right_ids, lk, rk)
