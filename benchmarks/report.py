@@ -65,6 +65,11 @@ def print_human(r: dict[str, Any]) -> None:
               f"{r['peak_mem_vs_raw_bytes']:.2f} x raw ({r['peak_mem_method']}); with exactly "
               f"sized tables {r['peak_mem_vs_raw_bytes_exact_tables']:.2f} x raw")
     print(f"identical aggregates: {r['identical_aggregates']}")
+    client = r.get("client")
+    if client:
+        for fmt in ("csv", "parquet"):
+            files = ", ".join(f"{d} {f['s']:.2f} s ({f['MBps']:.0f} MB/s)" for d, f in client[fmt].items())
+            print(f"client  {fmt}: {client[f'{fmt}_rows_per_s']:,.0f} rows/s ({files})")
     if r["http"] is not None:
         print_http(r["http"])
     else:

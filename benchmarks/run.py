@@ -19,7 +19,10 @@ Everything runs in ONE process on the same seeded data (``benchmarks/datagen.py`
     ``enclave.requests.dispatch.handle_frame`` with real frames, and the same uploads with and without
     ``rows_hint`` side by side (time, tracemalloc peak, bytes held);
 (d) the full HTTP path (``benchmarks/http_path.py``) for ``--http-rows`` rows per party: a real
-    host subprocess, attestation, both uploads from CSV (or Parquet) files, one query.
+    host subprocess, attestation, both uploads from CSV (or Parquet) files, one query;
+(e) the ``client`` section (``benchmarks/client_path.py``, ``--client-rows``, default ``--rows``):
+    the real client on CSV and Parquet files it writes first (read, normalise, hash on every
+    core, encode, encrypt), ``client.csv_rows_per_s`` and ``client.parquet_rows_per_s``.
 
 The aggregates of (a) and (b) must be identical before anything is reported or (d) runs (exit 1
 if not). Times are medians of ``--repeat`` runs. Peak memory of the core is the column bytes the
@@ -79,7 +82,7 @@ def _measure_ingest(parties: Parties, repeat: int, rows_hint: bool, hint_compare
 def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True, memory: bool = True,
               rows_hint: bool = True, hint_compare: bool = True, http_rows: int = 0,
               http_format: str = "csv", http_profile: Path | None = None,
-              http_keep: bool = False) -> dict[str, Any]:
+              http_keep: bool = False, client_rows: int | None = None) -> dict[str, Any]:
     """Run (a)-(d) on ``rows`` rows per party ((d) on ``http_rows``, skipped when 0).
 
     ``rows_hint``: (c)'s uploads carry the row count as ``Client.upload`` sends it; without
@@ -130,6 +133,12 @@ def benchmark(rows: int, repeat: int = 3, *, baselines: bool = True, memory: boo
     if not all(checks.values()):
         raise AssertionError(f"aggregates differ from a baseline: {checks}")
     del pub, adv, core_result
+    client_rows = rows if client_rows is None else client_rows
+    report["client"] = None
+    if client_rows > 0:
+        from benchmarks.client_path import measure_client
+
+        report["client"] = measure_client(parties if client_rows == rows else generate(client_rows))
     report["http"] = None
     if http_rows > 0:
         from benchmarks.http_path import run_http  # starts a host subprocess: only when asked
@@ -164,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-rows", type=int, default=1_000_000, metavar="M",
                         help="rows per party for (d), the full HTTP path; 0 skips it "
                              "(default: %(default)s)")
+    parser.add_argument("--client-rows", type=int, default=None, metavar="R",
+                        help="rows per party for (e), the client on CSV and Parquet files; 0 "
+                             "skips it (default: --rows)")
     parser.add_argument("--http-format", choices=("csv", "parquet"), default="csv",
                         help="party file format for (d) (default: %(default)s)")
     parser.add_argument("--http-profile", type=Path, metavar="DIR",
@@ -181,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                            rows_hint=not args.no_hint, hint_compare=not args.no_hint_compare,
                            http_rows=args.http_rows,
                            http_format=args.http_format, http_profile=args.http_profile,
-                           http_keep=args.http_keep)
+                           http_keep=args.http_keep, client_rows=args.client_rows)
     except AssertionError as err:
         print(f"FAILED: {err}", file=sys.stderr)
         return 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.enclave_signatures import check_bound_to_policy, check_enclave_signature
+from cleanroom.formatting import iso_utc
 from protocol.crypto import DELETION_RECEIPT_LABEL, RECEIPT_LABEL
 from protocol.errors import AuthenticationFailed, ProtocolError
 from protocol.policy import Policy
@@ -38,6 +38,7 @@ class Receipt:
     audit_head: dict[str, Any]
     replaced: tuple[bytes, ...] = ()  # uploads a ``replace`` deleted
     retried: bool = False  # the receipt of an earlier upload with the same idempotency key
+    skipped: tuple[tuple[str, int], ...] = ()  # rows left out as invalid, per column (signed)
 
     def summary_lines(self) -> list[str]:
         lines = [
@@ -48,10 +49,14 @@ class Receipt:
             f"  dataset:  {self.dataset}",
             f"  rows:     {self.rows:,}",
             f"  digest:   {self.digest.hex()} (matches the bytes sent)",
-            f"  accepted: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.accepted_at))}",
+            f"  accepted: {iso_utc(self.accepted_at)}",
         ]
         if self.replaced:
             lines.append(f"  replaced: {', '.join(u.hex() for u in self.replaced)} (deleted)")
+        if self.skipped:
+            total = sum(count for _, count in self.skipped)
+            lines.append(f"  skipped:  {total:,} invalid rows left out ("
+                         + ", ".join(f"{name} {count:,}" for name, count in self.skipped) + ")")
         if self.simulated:
             lines.append("  SIMULATED enclave: no SGX hardware protected this upload")
         return lines
@@ -68,7 +73,8 @@ def _receipt_and_signature(response: dict[str, Any], what: str) -> tuple[bytes, 
 
 def verify_receipt(response: dict[str, Any], sig_pub: bytes, policy: Policy, *, upload_id: bytes,
                    party: str, dataset: str, rows: int, digest: bytes,
-                   idempotency_key: bytes | None = None) -> Receipt:
+                   idempotency_key: bytes | None = None,
+                   skipped: dict[str, int] | None = None) -> Receipt:
     """Check the host's upload response: the enclave-signed receipt must match what was sent.
 
     With ``idempotency_key``, the receipt may instead be the one of the upload the enclave
@@ -93,9 +99,12 @@ def verify_receipt(response: dict[str, Any], sig_pub: bytes, policy: Policy, *, 
             raise AuthenticationFailed(f"the receipt does not match the upload sent ({field})")
     if not retried and not hmac.compare_digest(body["digest"], digest):
         raise AuthenticationFailed("the receipt's digest does not match the bytes sent")
+    if not retried and body.get("skipped") != skipped:
+        raise AuthenticationFailed("the receipt does not match the upload sent (skipped)")
     return Receipt(body["upload_id"], body["party"], body["dataset"], body["rows"], body["digest"],
                    body["accepted_at"], body["simulated"], receipt, signature, body["audit_head"],
-                   tuple(body.get("replaced", ())), retried)
+                   tuple(body.get("replaced", ())), retried,
+                   tuple(sorted(body.get("skipped", {}).items())))
 
 
 def verify_deletion_receipt(response: dict[str, Any], sig_pub: bytes, policy: Policy, *,

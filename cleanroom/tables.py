@@ -1,6 +1,10 @@
-"""Read a party's table (CSV or Parquet) and turn it into the policy dataset's upload columns.
+"""Read a party's table (CSV, compressed CSV or Parquet) into the policy dataset's upload columns.
 
-The output of every block is a dict of NumPy arrays keyed like ``Dataset.schema()``:
+Reading is ``cleanroom/sources.py`` (pyarrow's streaming readers), conversion is vectorised in
+``cleanroom/conversion.py`` and identifiers are hashed on every core (``cleanroom/id_hashing.py``);
+this module puts them together, one block ahead (block ``k + 1`` is read and converted while the
+workers hash block ``k``). The output of every block is a dict of NumPy arrays keyed like
+``Dataset.schema()``:
 
 * ``id``: ``(n, 32)`` uint8, SHA-256 of the normalised identifier from the column the policy
   names (``cleanroom.identifiers``);
@@ -10,38 +14,33 @@ The output of every block is a dict of NumPy arrays keyed like ``Dataset.schema(
 
 Files are read in blocks of at most ``block_rows`` rows, so memory stays bounded whatever the
 file size. Columns the policy does not name are ignored and listed in ``extra_columns``: they are
-never read into an upload. Every problem is an ``InvalidInput`` naming the line (CSV) or row
-(Parquet) and the column. Messages do not quote cell values, with one exception: a refused
-identifier is quoted (``IdentifierError``, at most 80 characters) so that the party can find it
-in its own file; these messages are only ever shown on the party's machine.
+never read into an upload. A refused cell stops the reading with an ``InvalidInput`` that names
+the line (CSV) or row (Parquet), the column and the value (at most 80 characters, in ``repr``
+form), with a likely fix where there is one; these messages are only ever shown on the party's
+machine. With ``skip_invalid`` the rows holding a refused cell are left out instead, and counted
+per schema column in ``skipped`` (which the upload header then states, signed).
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from cleanroom.identifiers import DIGEST_SIZE, normalizer
+from cleanroom.conversion import Block, BlockConverter, Problem
+from cleanroom.id_hashing import HashPool
+from cleanroom.sources import Source, listing, open_source
 from protocol.errors import InvalidInput
-from protocol.policy import Dataset, Metric
+from protocol.policy import Dataset
 
-__all__ = ["CsvTable", "ParquetTable", "Table", "open_table", "parse_fixed_point", "read_all"]
+__all__ = ["RefusedCell", "Table", "describe_problem", "open_table", "parse_fixed_point", "read_all"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_MAX_LISTED = 12  # how many names an error message lists before "..."
-
-
-def _listing(names: Sequence[str]) -> str:
-    shown = ", ".join(repr(n) for n in names[:_MAX_LISTED])
-    more = len(names) - _MAX_LISTED
-    return (shown + f", ... ({more} more)") if more > 0 else (shown or "(none)")
+_SHOWN_CHARS = 80  # a quoted cell value is cut after this many characters
 
 
 def parse_fixed_point(text: str, scale: int) -> int:
@@ -74,117 +73,100 @@ def parse_fixed_point(text: str, scale: int) -> int:
     return value
 
 
-class _Converter:
-    """Turns raw per-column cell lists of one block into the upload arrays."""
-
-    def __init__(self, dataset: Dataset, default_country_code: str | None) -> None:
-        self.dataset = dataset
-        self.normalise = normalizer(dataset.id_normalization, default_country_code=default_country_code)
-        self.codes = {d.name: {v: i for i, v in enumerate(d.values)} for d in dataset.dimensions}
-
-    def convert(self, cells: dict[str, list[Any]], locate: Callable[[int], str]) -> dict[str, np.ndarray]:
-        ds = self.dataset
-        out: dict[str, np.ndarray] = {"id": self._ids(cells[ds.id_column], locate)}
-        for dim in ds.dimensions:
-            out[dim.name] = self._dimension(dim.name, cells[dim.name], locate)
-        for metric in ds.metrics:
-            out[metric.name] = self._metric(metric, cells[metric.name], locate)
-        return out
-
-    def _ids(self, values: list[Any], locate: Callable[[int], str]) -> np.ndarray:
-        column = self.dataset.id_column
-        digests = []
-        for i, value in enumerate(values):
-            if not isinstance(value, str):
-                raise InvalidInput(f"{locate(i)}, column {column!r}: identifier is missing or not text")
-            try:
-                digests.append(hashlib.sha256(self.normalise(value).encode("utf-8")).digest())
-            except UnicodeEncodeError:  # a lone surrogate in an ``exact`` identifier
-                raise InvalidInput(f"{locate(i)}, column {column!r}: not valid Unicode text") from None
-            except ValueError as exc:  # IdentifierError: its message quotes the refused value
-                raise InvalidInput(f"{locate(i)}, column {column!r}: {exc}") from None
-        ids = np.empty((len(values), DIGEST_SIZE), dtype=np.uint8)
-        if digests:
-            ids[:] = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, DIGEST_SIZE)
-        return ids
-
-    def _dimension(self, name: str, values: list[Any], locate: Callable[[int], str]) -> np.ndarray:
-        codes = self.codes[name]
-        out = np.empty(len(values), dtype="<u2")
-        for i, value in enumerate(values):
-            code = codes.get(value.strip()) if isinstance(value, str) else None
-            if code is None:
-                raise InvalidInput(
-                    f"{locate(i)}, column {name!r}: value is not one of the policy's declared "
-                    f"values ({_listing(list(codes))})"
-                )
-            out[i] = code
-        return out
-
-    def _metric(self, metric: Metric, values: list[Any], locate: Callable[[int], str]) -> np.ndarray:
-        out = np.empty(len(values), dtype="<i8")
-        for i, value in enumerate(values):
-            try:
-                if value is None or isinstance(value, bool):
-                    raise ValueError("value is missing")
-                # Floats (Parquet) go through their shortest repr: 0.1 means the decimal 0.1.
-                out[i] = parse_fixed_point(value if isinstance(value, str) else str(value), metric.scale)
-            except ValueError as exc:
-                raise InvalidInput(f"{locate(i)}, column {metric.name!r}: {exc}") from None
-        return out
+class RefusedCell(InvalidInput):
+    """A cell the rules refuse (the file itself was readable): names the line, column, value."""
 
 
 class Table:
-    """A source table opened against one policy dataset; iterate ``blocks(block_rows)``."""
+    """A source table opened against one policy dataset; iterate ``blocks(block_rows)``.
 
-    def __init__(self, path: Path, dataset: Dataset, default_country_code: str | None) -> None:
+    ``rows_read`` counts the rows read so far, ``rows_uploaded`` those returned by ``blocks``
+    (fewer only with ``skip_invalid``); ``skipped`` maps a schema column to the rows left out
+    for it (each row counted once, at its first refused cell in schema order).
+    """
+
+    def __init__(self, path: Path, dataset: Dataset, default_country_code: str | None, *,
+                 delimiter: str = ",", skip_invalid: bool = False,
+                 pool: HashPool | None = None) -> None:
         self.path = path
         self.dataset = dataset
-        self.total_bytes: int | None = path.stat().st_size
-        self.bytes_read = 0
+        self.skip_invalid = skip_invalid
+        self.source: Source = open_source(path, dataset, delimiter=delimiter)
         self.rows_read = 0
-        self.extra_columns: tuple[str, ...] = ()
-        self._converter = _Converter(dataset, default_country_code)
+        self.rows_uploaded = 0
+        self.skipped: dict[str, int] = {}
+        self._own_pool = pool is None
+        self._pool = HashPool() if pool is None else pool
+        self._converter = BlockConverter(dataset, default_country_code, self._pool)
+        self._schema_name = {dataset.id_column: "id"}
 
     @property
-    def needed_columns(self) -> tuple[str, ...]:
-        ds = self.dataset
-        return (ds.id_column, *(d.name for d in ds.dimensions), *(m.name for m in ds.metrics))
+    def total_bytes(self) -> int | None:
+        return self.source.total_bytes
 
-    def _check_columns(self, found: Sequence[str]) -> None:
-        ds = self.dataset
-        if len(set(found)) != len(found):
-            raise InvalidInput(f"{self.path.name}: the header names a column twice")
-        if ds.id_column not in found:
-            raise InvalidInput(
-                f"column {ds.id_column!r} named by the policy for dataset {ds.name!r} is missing; "
-                f"found: {_listing(found)}"
-            )
-        for role, names in (("dimension", [d.name for d in ds.dimensions]),
-                            ("metric", [m.name for m in ds.metrics])):
-            for name in names:
-                if name not in found:
-                    raise InvalidInput(
-                        f"{role} column {name!r} of dataset {ds.name!r} is missing; "
-                        f"found: {_listing(found)}"
-                    )
-        self.extra_columns = tuple(c for c in found if c not in self.needed_columns)
+    @property
+    def bytes_read(self) -> int:
+        return self.source.bytes_read
 
-    def _count(self, rows: int) -> None:
-        self.rows_read += rows
-        if self.rows_read > self.dataset.max_rows:
-            raise InvalidInput(f"dataset {self.dataset.name!r} allows at most "
-                               f"{self.dataset.max_rows} rows; the file has more")
-
-    def blocks(self, block_rows: int) -> Iterator[dict[str, np.ndarray]]:
-        raise NotImplementedError
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        return self.source.extra_columns
 
     def rows_estimate(self) -> int | None:
         """About how many rows the file holds, cheaply (sent as the upload's size hint)."""
-        return None
+        return self.source.rows_estimate()
+
+    def converted(self, block_rows: int) -> Iterator[Block]:
+        """Every block with all its rows and its problems, in file order (nothing refused here)."""
+        if block_rows < 1:
+            raise ValueError("block_rows must be at least 1")
+        pending: deque = deque()
+        start = 0
+        for batch in self.source.batches(block_rows):
+            self.rows_read += batch.num_rows
+            if self.rows_read > self.dataset.max_rows:
+                raise InvalidInput(f"dataset {self.dataset.name!r} allows at most "
+                                   f"{self.dataset.max_rows} rows; the file has more")
+            pending.append(self._converter.start(start, batch))
+            start += batch.num_rows
+            if len(pending) > 1:  # one block ahead: the workers hash while this one reads
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def blocks(self, block_rows: int) -> Iterator[dict[str, np.ndarray]]:
+        """The upload columns, block by block.
+
+        :raise InvalidInput: the first refused cell (unless ``skip_invalid``), named by line.
+        """
+        for block in self.converted(block_rows):
+            columns = block.columns
+            if block.problems:
+                if not self.skip_invalid:
+                    raise RefusedCell(describe_problem(self.source, block.problems[0]))
+                self.count_skipped(block)
+                columns = {name: column[block.valid] for name, column in columns.items()}
+            rows = len(columns["id"])
+            self.rows_uploaded += rows
+            if rows:
+                yield columns
+
+    def count_skipped(self, block: Block) -> None:
+        order = {name: i for i, name in enumerate(self.source.needed_columns)}
+        first: dict[int, str] = {}
+        for problem in block.problems:
+            known = first.get(problem.row)
+            if known is None or order[problem.column] < order[known]:
+                first[problem.row] = problem.column
+        for column in first.values():
+            name = self._schema_name.get(column, column)
+            self.skipped[name] = self.skipped.get(name, 0) + 1
 
     def close(self) -> None:
-        """Release the underlying file."""
+        """Release the file and stop the hashing workers this table started."""
+        self.source.close()
+        if self._own_pool:
+            self._pool.close()
 
     def __enter__(self) -> Table:
         return self
@@ -193,141 +175,50 @@ class Table:
         self.close()
 
 
-class CsvTable(Table):
-    """UTF-8 CSV with a header line (a BOM is accepted), read with the stdlib ``csv`` module."""
-
-    def rows_estimate(self) -> int | None:
-        # Line count minus the header: exact unless a quoted field spans lines. One extra pass
-        # over the file at disk speed buys the enclave a single, exactly sized allocation.
-        lines = 0
-        with self.path.open("rb") as f:
-            while block := f.read(1 << 22):
-                lines += block.count(b"\n")
-        return max(lines - 1, 0)
-
-    def __init__(self, path: Path, dataset: Dataset, default_country_code: str | None) -> None:
-        super().__init__(path, dataset, default_country_code)
-        self._file = path.open("rb")
-        try:
-            self._reader = csv.reader(self._lines(), strict=True)
-            header = self._next()
-            if header is None:
-                raise InvalidInput(f"{path.name}: the file is empty (no header line)")
-            self._header = [name.strip() for name in header]
-            self._check_columns(self._header)
-        except BaseException:
-            self._file.close()
-            raise
-
-    def _lines(self) -> Iterator[str]:
-        # Binary lines keep an exact byte count for progress; the csv module gets decoded text
-        # with line endings intact, so quoted fields spanning lines still parse.
-        for number, raw in enumerate(self._file, start=1):
-            self.bytes_read += len(raw)
-            try:
-                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput(f"{self.path.name}: line {number} is not valid UTF-8") from None
-
-    def _next(self) -> list[str] | None:
-        try:
-            return next(self._reader)
-        except StopIteration:
-            return None
-        except csv.Error as exc:
-            raise InvalidInput(f"{self.path.name}: line {self._reader.line_num}: malformed CSV "
-                               f"({exc})") from None
-
-    def blocks(self, block_rows: int) -> Iterator[dict[str, np.ndarray]]:
-        if block_rows < 1:
-            raise ValueError("block_rows must be at least 1")
-        index = {name: self._header.index(name) for name in self.needed_columns}
-        width = len(self._header)
-        name = self.path.name
-        while True:
-            cells: dict[str, list[Any]] = {c: [] for c in index}
-            lines: list[int] = []
-            while len(lines) < block_rows:
-                row = self._next()
-                if row is None:
-                    break
-                if not row:  # a blank line carries no row
-                    continue
-                if len(row) != width:
-                    raise InvalidInput(f"{name}: line {self._reader.line_num}: expected {width} "
-                                       f"fields, found {len(row)}")
-                for column, i in index.items():
-                    cells[column].append(row[i])
-                lines.append(self._reader.line_num)
-            if not lines:
-                return
-            self._count(len(lines))
-            yield self._converter.convert(cells, lambda i, lines=lines: f"{name}: line {lines[i]}")
-
-    def close(self) -> None:
-        self._file.close()
+def quote(value: str) -> str:
+    return repr(value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "...")
 
 
-def _import_parquet() -> Any:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InvalidInput("reading Parquet needs pyarrow: pip install pyarrow "
-                           "(or convert the file to CSV)") from None
-    return pq
+def describe_problem(source: Source, problem: Problem, where: str | None = None) -> str:
+    """``file: line N, column 'c': reason (value '...')`` and a likely fix, for the party."""
+    if where is None:
+        where = source.locate([problem.row]).get(problem.row, f"row {problem.row + 1}")
+    value = "" if problem.value is None else f" (value {quote(problem.value)})"
+    return (f"{source.name}: {where}, column {problem.column!r}: {problem.reason}{value}"
+            + suggestion(source.dataset, problem))
 
 
-class ParquetTable(Table):
-    """Parquet via pyarrow (imported only when a Parquet file is opened), read by record batch."""
-
-    def __init__(self, path: Path, dataset: Dataset, default_country_code: str | None) -> None:
-        super().__init__(path, dataset, default_country_code)
-        pq = _import_parquet()
-        try:
-            self._file = pq.ParquetFile(path)
-        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-            raise InvalidInput(f"{path.name}: not a readable Parquet file ({type(exc).__name__})") from None
-        found = list(self._file.schema_arrow.names)
-        if self._file.metadata.num_columns == 0:
-            raise InvalidInput(f"{path.name}: the file is empty (no columns)")
-        self._check_columns(found)
-
-    def rows_estimate(self) -> int | None:
-        return self._file.metadata.num_rows
-
-    def blocks(self, block_rows: int) -> Iterator[dict[str, np.ndarray]]:
-        if block_rows < 1:
-            raise ValueError("block_rows must be at least 1")
-        name = self.path.name
-        start = 0
-        total = max(self._file.metadata.num_rows, 1)
-        for batch in self._file.iter_batches(batch_size=block_rows, columns=list(self.needed_columns)):
-            if batch.num_rows == 0:
-                continue
-            cells = {c: batch.column(c).to_pylist() for c in self.needed_columns}
-            for dim in self.dataset.dimensions:  # a dictionary/categorical column arrives as str
-                cells[dim.name] = [v if v is None or isinstance(v, str) else str(v)
-                                   for v in cells[dim.name]]
-            self._count(batch.num_rows)
-            offset = start
-            yield self._converter.convert(cells, lambda i, offset=offset: f"{name}: row {offset + i + 1}")
-            start += batch.num_rows
-            # Parquet decodes whole column chunks, so progress is the share of rows read.
-            if self.total_bytes is not None:
-                self.bytes_read = self.total_bytes * start // total
+def suggestion(dataset: Dataset, problem: Problem) -> str:
+    """A likely fix for a refused cell, or ``""``."""
+    value = problem.value
+    if value is None:
+        return ""
+    dimension = dataset.dimension(problem.column)
+    if dimension is not None:
+        squashed = "".join(value.split()).casefold()
+        close = [v for v in dimension.values if "".join(v.split()).casefold() == squashed]
+        if close:
+            return f"; did you mean {close[0]!r}? declared values are matched exactly"
+        return f"; declared values: {listing(list(dimension.values))}"
+    if dataset.metric(problem.column) is not None:
+        if "," in value and "." not in value:
+            return "; write decimals with '.', not ','"
+        if "," in value:
+            return "; remove the thousands separators"
+        if value.strip()[:1] in "$€£¥" or value.strip()[-1:] in "$€£¥%":
+            return "; remove the currency or percent sign"
+        if "decimal places" in problem.reason:
+            return "; round the values yourself, or agree on a larger scale in the policy"
+    return ""
 
 
 def open_table(
-    path: str | os.PathLike[str], dataset: Dataset, *, default_country_code: str | None = None
+    path: str | os.PathLike[str], dataset: Dataset, *, default_country_code: str | None = None,
+    delimiter: str = ",", skip_invalid: bool = False, pool: HashPool | None = None,
 ) -> Table:
-    """Open ``path`` (``.csv`` or ``.parquet``/``.pq``) and check it has the dataset's columns."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return ParquetTable(path, dataset, default_country_code)
-    if suffix in (".csv", ".txt", ""):
-        return CsvTable(path, dataset, default_country_code)
-    raise InvalidInput(f"{path.name}: unsupported file type {suffix!r}; use .csv or .parquet")
+    """Open ``path`` (``.csv``, ``.csv.gz``, ``.csv.zst``, ``.parquet``) and check its columns."""
+    return Table(Path(path), dataset, default_country_code, delimiter=delimiter,
+                 skip_invalid=skip_invalid, pool=pool)
 
 
 def read_all(

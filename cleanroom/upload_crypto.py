@@ -33,10 +33,11 @@ from protocol.policy import Dataset, Policy
 from protocol.upload import (
     CHUNK_MAX_PLAINTEXT,
     CHUNK_MIN_PLAINTEXT,
+    UploadDigest,
+    check_skipped,
     chunk_aad,
     chunk_nonce,
     encode_record,
-    upload_digest_init,
 )
 from protocol.wire import canonical_packb, pack_document
 
@@ -69,6 +70,8 @@ class UploadEncryptor:
         idempotency_key: 16 bytes (default: the upload id, so no two uploads share one); a retry
             that sends the key of an upload the enclave already committed gets that upload's
             receipt, and stores nothing.
+        skipped: rows the party left out as invalid, per schema column (``--skip-invalid``);
+            signed into the header so that the enclave's receipt states them.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class UploadEncryptor:
         data_key: bytes | None = None,
         mode: str = "create",
         idempotency_key: bytes | None = None,
+        skipped: dict[str, int] | None = None,
     ) -> None:
         if not CHUNK_MIN_PLAINTEXT <= chunk_size <= CHUNK_MAX_PLAINTEXT:
             raise InvalidInput(f"chunk size must be between {CHUNK_MIN_PLAINTEXT} and "
@@ -129,10 +133,12 @@ class UploadEncryptor:
         }
         if rows_hint is not None:
             self.header["rows_hint"] = rows_hint
+        if skipped is not None:
+            self.header["skipped"] = check_skipped(skipped, dataset.schema())
         self.header_bytes = pack_document("upload_header", self.header)
         self.signature = keys.sign(UPLOAD_HEADER_LABEL, self.header_bytes)
         self._aead: AESGCM | None = AESGCM(data_key)
-        self._digest = upload_digest_init(self.header_bytes, self.signature)
+        self._digest = UploadDigest(self.header_bytes, self.signature)
         self.chunks = 0
         self.plaintext_bytes = 0
         self.sent_bytes = 0
@@ -166,10 +172,10 @@ class UploadEncryptor:
             last = following is None
             if len(pending) > self.chunk_size:
                 raise InvalidInput("a batch is larger than the upload's chunk size")
-            payload = (b"\x01" if last else b"\x00") + aead.encrypt(
-                chunk_nonce(index), pending, chunk_aad(self.header_bytes, index, last)
-            )
-            self._digest.update(payload)
+            ciphertext = aead.encrypt(chunk_nonce(index), pending,
+                                      chunk_aad(self.header_bytes, index, last))
+            self._digest.update(last, ciphertext)
+            payload = (b"\x01" if last else b"\x00") + ciphertext
             self.plaintext_bytes += len(pending)
             record = encode_record(payload)
             self.sent_bytes += len(record)

@@ -23,7 +23,7 @@ from protocol.errors import (
     InternalError,
     error_from_wire,
 )
-from protocol.upload import upload_digest_init
+from protocol.upload import UploadDigest
 from protocol.wire import MAX_FRAME_BYTES, Message, encode_frame, pack, read_frame, unpack
 
 __all__ = ["Caller", "EnclaveChannel", "EnclaveUpload"]
@@ -143,14 +143,13 @@ class EnclaveUpload:
         _expect(reply, "upload_started")
         # The host digests the same bytes it stores; the enclave's digest in upload_ready must
         # match, or the stored copy would not be the upload the receipt acknowledges.
-        digest = upload_digest_init(header, signature)
+        digest = UploadDigest(header, signature)
         return cls(call, reply.body["stream"], reply.body["upload_id"], digest)
 
     def chunk(self, last: bool, data: bytes) -> Message:
         """Send the next chunk; the reply to the last one (``upload_ready``) is kept in ``ready``."""
         index = self._next_index
-        self._digest.update(b"\x01" if last else b"\x00")
-        self._digest.update(data)
+        self._digest.update(last, data)
         reply = self._call("upload_chunk",
                            {"stream": self.stream, "index": index, "last": last, "data": data})
         _expect(reply, "upload_ready" if last else "upload_chunk_ok")

@@ -3,10 +3,18 @@
 Every way a ciphertext can fail to authenticate (wrong enclave key, bad tag, a chunk dropped,
 reordered, spliced from another upload, or the stream cut short) surfaces as the single
 ``DecryptionFailed``; callers learn nothing about which check failed.
+
+The upload digest (``protocol.upload.UploadDigest``) is built from one SHA-256 per chunk. Those
+are computed on a hashing thread (hashlib releases the GIL), so hashing chunk ``i`` runs on
+another core while chunk ``i + 1`` is decrypted and appended: SHA-256 is the slowest step of
+ingest, and in line with decryption it alone bounded it.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -26,15 +34,33 @@ from protocol.policy import Dataset, Policy
 from protocol.upload import (
     CHUNK_MAX_PLAINTEXT,
     CHUNK_MIN_PLAINTEXT,
+    UploadDigest,
+    check_skipped,
     chunk_aad,
+    chunk_hash,
     chunk_nonce,
-    upload_digest_init,
 )
 from protocol.wire import unpack_document
 
 __all__ = ["UploadOpener", "verify_party_signature"]
 
 _TAG_BYTES = 16
+# One hashing thread: with the frame loop it keeps two cores busy, and it fits the manifest's
+# thread budget (sgx.max_threads = 8: frame loop, the join's sort thread, this one, BLAS and
+# Gramine's four helpers; an idle pool thread still holds a TCS). Two would need max_threads 9+.
+_HASH_THREADS = 1
+_MAX_PENDING = 4  # chunks hashed ahead: bounds the ciphertext held to 4 chunks (<= 32 MiB)
+_hashers: ThreadPoolExecutor | None = None
+_hashers_lock = threading.Lock()
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    """One pool for the enclave process, started on the first upload."""
+    global _hashers
+    with _hashers_lock:
+        if _hashers is None:
+            _hashers = ThreadPoolExecutor(max_workers=_HASH_THREADS, thread_name_prefix="chunk-hash")
+        return _hashers
 
 
 def verify_party_signature(policy: Policy, party_id: str, label: bytes, body: bytes,
@@ -71,7 +97,8 @@ class UploadOpener:
         self._buffer = bytearray(self._chunk_size)
         self._next_index = 0
         self.finished = False
-        self._digest = upload_digest_init(header_bytes, signature)
+        self._digest = UploadDigest(header_bytes, signature)
+        self._pending: deque[Future[bytes]] = deque()
 
     def open_chunk(self, last: bool, ciphertext: bytes) -> memoryview:
         """Decrypt the next chunk into the upload's reused buffer and return a view of it.
@@ -83,6 +110,10 @@ class UploadOpener:
         if self.finished or not _TAG_BYTES <= len(ciphertext) <= self._chunk_size + _TAG_BYTES:
             raise DecryptionFailed()
         index = self._next_index
+        # Hashed on the pool while this thread decrypts; ``ciphertext`` is immutable bytes.
+        self._pending.append(_hash_pool().submit(chunk_hash, last, ciphertext))
+        while len(self._pending) > _MAX_PENDING:
+            self._digest.add_chunk_hash(self._pending.popleft().result())
         plaintext = memoryview(self._buffer)[: len(ciphertext) - _TAG_BYTES]
         try:
             self._aead.decrypt_into(
@@ -92,11 +123,12 @@ class UploadOpener:
             raise DecryptionFailed() from None
         self._next_index += 1
         self.finished = last
-        self._digest.update(b"\x01" if last else b"\x00")
-        self._digest.update(ciphertext)
         return plaintext
 
     def digest(self) -> bytes:
+        """The upload digest over every chunk opened so far (waits for their hashes)."""
+        while self._pending:
+            self._digest.add_chunk_hash(self._pending.popleft().result())
         return self._digest.digest()
 
 
@@ -113,4 +145,6 @@ def _dataset_for(policy: Policy, header: dict[str, Any]) -> Dataset:
         raise InvalidInput(f"the upload's columns do not match dataset {dataset.name!r} of the policy")
     if not CHUNK_MIN_PLAINTEXT <= header["chunk_size"] <= CHUNK_MAX_PLAINTEXT:
         raise ProtocolError("upload_header: chunk_size out of range")
+    if "skipped" in header:
+        check_skipped(header["skipped"], dataset.schema())
     return dataset

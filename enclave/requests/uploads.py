@@ -114,7 +114,7 @@ class UploadHandlers(SessionCore):
             entry = {"upload_id": header["upload_id"], "party": header["party"],
                      "dataset": dataset.name, "rows": upload.staging.rows,
                      "digest": upload.opener.digest(), "accepted_at": self._now(),
-                     **{k: header[k] for k in ("idempotency_key",) if k in header}}
+                     **{k: header[k] for k in ("idempotency_key", "skipped") if k in header}}
             state.manifest.append(entry)
             self._record("upload_accepted", {**{k: entry[k] for k in _LISTED[:-1]}, **gone})
         if upload.replay_of is None:

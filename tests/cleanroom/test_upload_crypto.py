@@ -6,6 +6,8 @@ successful round trip proves the client builds each of them as specified, and ea
 test proves the construction catches that attack.
 """
 
+import hashlib
+
 import msgpack
 import pytest
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -16,7 +18,7 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from cleanroom.upload_crypto import UploadEncryptor
 from protocol.crypto import UPLOAD_HEADER_LABEL, upload_key_hpke_info
 from protocol.errors import DecryptionFailed, InvalidInput
-from protocol.upload import CHUNK_MIN_PLAINTEXT, RECORD_HEADER, chunk_aad, chunk_nonce, upload_digest_init
+from protocol.upload import CHUNK_MIN_PLAINTEXT, RECORD_HEADER, UploadDigest, chunk_aad, chunk_nonce
 from protocol.wire import unpack_document
 
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
@@ -85,9 +87,9 @@ def test_round_trip(upload, parties, policy, enclave):
 def test_digest_matches_the_protocol_definition(upload):
     encryptor, payloads = upload
     head = msgpack.unpackb(payloads[0], raw=False)
-    digest = upload_digest_init(head["header"], head["signature"])
+    digest = UploadDigest(head["header"], head["signature"])
     for payload in payloads[1:]:
-        digest.update(payload)
+        digest.add_chunk_hash(hashlib.sha256(payload).digest())
     assert encryptor.digest == digest.digest()
 
 

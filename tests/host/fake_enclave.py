@@ -35,7 +35,7 @@ from protocol.errors import (
     PolicyViolation,
 )
 from protocol.report_data import ZERO_NONCE, report_data
-from protocol.upload import upload_digest_init
+from protocol.upload import UploadDigest
 from protocol.wire import encode_frame, pack, read_frame, unpack
 
 ENC_PUB = bytes(range(32))
@@ -103,7 +103,7 @@ class FakeEnclave:
         stream = self.next_stream
         self.next_stream += 1
         self.streams[stream] = {"header": header, "index": 0, "ready": False,
-                                "digest": upload_digest_init(body["header"], body["signature"])}
+                                "digest": UploadDigest(body["header"], body["signature"])}
         return "upload_started", {"stream": stream, "upload_id": header["upload_id"]}
 
     def _stream(self, body: dict) -> dict:
@@ -119,8 +119,7 @@ class FakeEnclave:
         if s["header"].get("mode") == "fail-chunk-1" and body["index"] == 1:
             self.streams.pop(body["stream"])
             raise DecryptionFailed()
-        s["digest"].update(b"\x01" if body["last"] else b"\x00")
-        s["digest"].update(body["data"])
+        s["digest"].update(body["last"], body["data"])
         s["index"] += 1
         if not body["last"]:
             return "upload_chunk_ok", {"stream": body["stream"], "index": body["index"]}
@@ -140,7 +139,7 @@ class FakeEnclave:
         else:
             entry = {"upload_id": upload_hex, "party": header["party"],
                      "dataset": header["dataset"], "rows": s["index"],
-                     "digest": s["digest"].hexdigest(), "accepted_at": int(time.time())}
+                     "digest": s["digest"].digest().hex(), "accepted_at": int(time.time())}
             self.manifest[upload_hex] = entry
             with open(self.state / "manifest.jsonl", "a") as f:
                 f.write(json.dumps(entry) + "\n")

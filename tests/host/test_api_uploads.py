@@ -11,7 +11,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from protocol.upload import upload_digest_init
+from protocol.upload import UploadDigest
 
 
 def _post(client: FlaskClient, body: bytes) -> Any:
@@ -39,10 +39,10 @@ def test_upload_is_stored_exactly_and_acknowledged(
     receipt = response.get_json()
     assert receipt["upload_id"] == upload_id.hex()
     assert receipt["rows"] == 3
-    digest = upload_digest_init(h.upload_header(upload_id), h.SIGNATURE)
+    digest = UploadDigest(h.upload_header(upload_id), h.SIGNATURE)
     for i, chunk in enumerate(chunks):
-        digest.update((b"\x01" if i == 2 else b"\x00") + chunk)
-    assert receipt["digest"] == digest.hexdigest()
+        digest.update(i == 2, chunk)
+    assert receipt["digest"] == digest.digest().hex()
     assert base64.b64decode(receipt["signature"]) == bytes(64)
     assert base64.b64decode(receipt["receipt"])
     stored = _uploads_dir(state_dir) / f"{upload_id.hex()}.upload"

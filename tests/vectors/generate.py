@@ -60,7 +60,7 @@ from protocol.crypto import (
 from protocol.errors import error_from_wire
 from protocol.policy import Dataset, Policy, parse_policy
 from protocol.report_data import DOMAIN, ZERO_NONCE, policy_hash, report_data
-from protocol.upload import chunk_aad, chunk_nonce, encode_record, upload_digest_init
+from protocol.upload import UploadDigest, chunk_aad, chunk_nonce, encode_record
 from protocol.wire import canonical_packb, encode_frame, pack, pack_document, unpack, unpack_document
 from tests.vectors.loader import FILES, HPKE_SUITE_NAME, VECTOR_DIR, dump, h, load, to_json
 
@@ -69,6 +69,8 @@ __all__ = ["NOW", "build", "build_upload", "enclave_keys", "main", "party_keys"]
 NOW = 1_800_000_000  # the enclave's clock and every document's time (2027-01-15 08:00 UTC)
 UPLOADED_AT = NOW - 120  # the upload headers' created_at
 CHUNK_SIZE = 4096  # protocol.upload.CHUNK_MIN_PLAINTEXT: the smallest chunk size allowed
+# One upload left invalid rows out (--skip-invalid): its header and receipt carry the counts.
+SKIPPED = {"conversions": {"id": 2, "value": 1}}
 ATTEST_NONCE = bytes(range(32))
 _ENC_BYTES = 32  # DHKEM(X25519) enc
 PARTIES = ("publisher", "advertiser")
@@ -170,7 +172,7 @@ def _seed(label: str) -> bytes:
 def enclave_keys() -> EnclaveKeys:
     return EnclaveKeys(X25519PrivateKey.from_private_bytes(_seed("enclave/x25519")),
                        Ed25519PrivateKey.from_private_bytes(_seed("enclave/ed25519")),
-                       _seed("enclave/join"))
+                       _seed("enclave/join"), _seed("enclave/release-seed"))
 
 
 def party_keys() -> dict[str, PartyKeys]:
@@ -229,7 +231,8 @@ def _columns_json(dataset: Dataset, columns: Mapping[str, np.ndarray]) -> dict[s
 
 def build_upload(keys: PartyKeys, policy: Policy, dataset: Dataset, *, upload_id: bytes,
                  data_key: bytes, hpke_enc: bytes, created_at: int, chunk_size: int,
-                 rows_hint: int | None, batches: Sequence[bytes]) -> dict[str, Any]:
+                 rows_hint: int | None, batches: Sequence[bytes],
+                 skipped: dict[str, int] | None = None) -> dict[str, Any]:
     """One upload exactly as ``UploadEncryptor`` makes it, with its random values given."""
     header: dict[str, Any] = {
         "collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
@@ -240,10 +243,12 @@ def build_upload(keys: PartyKeys, policy: Policy, dataset: Dataset, *, upload_id
     }
     if rows_hint is not None:
         header["rows_hint"] = rows_hint
+    if skipped is not None:
+        header["skipped"] = skipped
     header_bytes = pack_document("upload_header", header)
     signature = keys.sign(UPLOAD_HEADER_LABEL, header_bytes)
     aead = AESGCM(data_key)
-    digest = upload_digest_init(header_bytes, signature)
+    digest = UploadDigest(header_bytes, signature)
     head_record = encode_record(canonical_packb({"header": header_bytes, "signature": signature}))
     chunks = []
     for index, batch in enumerate(batches):
@@ -251,7 +256,7 @@ def build_upload(keys: PartyKeys, policy: Policy, dataset: Dataset, *, upload_id
         nonce, aad = chunk_nonce(index), chunk_aad(header_bytes, index, last)
         ciphertext = aead.encrypt(nonce, batch, aad)
         payload = (b"\x01" if last else b"\x00") + ciphertext
-        digest.update(payload)
+        digest.add_chunk_hash(hashlib.sha256(payload).digest())
         chunks.append({"index": index, "last": last, "nonce": nonce, "aad": aad,
                        "ciphertext": ciphertext, "record": encode_record(payload)})
     return {"header_bytes": header_bytes, "signature": signature, "head_record": head_record,
@@ -271,7 +276,8 @@ def _upload_vector(stored: Any, keys: PartyKeys, policy: Policy, dataset: Datase
     batches = [encode_batch(c, dataset.schema()) for c in columns]
     built = build_upload(keys, policy, dataset, upload_id=upload_id, data_key=data_key,
                          hpke_enc=h(wrap["enc"]) + h(wrap["ciphertext"]), created_at=UPLOADED_AT,
-                         chunk_size=CHUNK_SIZE, rows_hint=sum(len(r) for r in rows), batches=batches)
+                         chunk_size=CHUNK_SIZE, rows_hint=sum(len(r) for r in rows), batches=batches,
+                         skipped=SKIPPED.get(dataset.name))
     return {
         "party": keys.party_id,
         "dataset": dataset.name,

@@ -41,7 +41,7 @@ from protocol.crypto import (
 )
 from protocol.policy import Policy, parse_policy
 from protocol.report_data import DOMAIN, policy_hash, report_data
-from protocol.upload import RECORD_HEADER, chunk_aad, chunk_nonce, encode_record, upload_digest_init
+from protocol.upload import RECORD_HEADER, UploadDigest, chunk_aad, chunk_nonce, encode_record
 from protocol.wire import (
     canonical_packb,
     encode_frame,
@@ -240,7 +240,7 @@ def check_upload(v: Vectors) -> None:
         # Chunks: nonce, AAD and AES-256-GCM under the data key, both ways.
         aead = AESGCM(data_key)
         assert len(up["chunks"]) == len(plaintexts)
-        digest = upload_digest_init(header_bytes, signature)
+        digest = UploadDigest(header_bytes, signature)
         for index, (chunk, plaintext) in enumerate(zip(up["chunks"], plaintexts, strict=True)):
             last = index == len(plaintexts) - 1
             assert chunk["index"] == index and chunk["last"] is last
@@ -251,7 +251,7 @@ def check_upload(v: Vectors) -> None:
             assert aead.decrypt(nonce, ciphertext, aad) == plaintext
             payload = bytes([last]) + ciphertext
             assert h(chunk["record"]) == encode_record(payload)
-            digest.update(payload)
+            digest.add_chunk_hash(hashlib.sha256(payload).digest())
         assert digest.digest() == h(up["digest"])
 
         # The HTTP record stream, built and then split back.
@@ -298,6 +298,7 @@ def check_receipts(v: Vectors) -> None:
         assert fields["upload_id"] == header["upload_id"] and fields["digest"] == h(up["digest"])
         assert (fields["party"], fields["dataset"]) == (header["party"], header["dataset"])
         assert fields["rows"] == sum(b["rows"] for b in up["batches"])
+        assert fields.get("skipped") == header.get("skipped")  # the receipt repeats the header
         _head_on_chain(fields["audit_head"], v)
     fields = check_signed_document("deletion_receipt", doc["deletion_receipt"], DELETION_RECEIPT_LABEL,
                                    _enclave(v))
@@ -498,7 +499,8 @@ def test_upload_encryptor_agrees_with_the_vector_construction(vectors: Vectors,
         batches = [h(b["bytes"]) for b in up["batches"]]
         encryptor = UploadEncryptor(parties[up["party"]], policy, dataset, enclave.enc_pub,
                                     chunk_size=stored_header["chunk_size"],
-                                    now=stored_header["created_at"], rows_hint=stored_header["rows_hint"])
+                                    now=stored_header["created_at"], rows_hint=stored_header["rows_hint"],
+                                    skipped=stored_header.get("skipped"))
         stream = b"".join(encryptor.records(batches))
         header = unpack_document("upload_header", encryptor.header_bytes)
         info = h(up["data_key_wrap"]["info"])
@@ -506,7 +508,8 @@ def test_upload_encryptor_agrees_with_the_vector_construction(vectors: Vectors,
         rebuilt = generate.build_upload(
             parties[up["party"]], policy, dataset, upload_id=header["upload_id"], data_key=data_key,
             hpke_enc=header["hpke_enc"], created_at=stored_header["created_at"],
-            chunk_size=stored_header["chunk_size"], rows_hint=stored_header["rows_hint"], batches=batches)
+            chunk_size=stored_header["chunk_size"], rows_hint=stored_header["rows_hint"], batches=batches,
+            skipped=stored_header.get("skipped"))
         assert rebuilt["header_bytes"] == encryptor.header_bytes
         assert rebuilt["signature"] == encryptor.signature
         assert rebuilt["record_stream"] == stream
@@ -540,7 +543,7 @@ def test_party_side_verification_accepts_the_vectors(vectors: Vectors, generate:
                     "signature": base64.b64encode(h(receipt["signature"])).decode()}
         verify_receipt(response, sig_pub, policy, upload_id=header["upload_id"], party=up["party"],
                        dataset=up["dataset"], rows=sum(b["rows"] for b in up["batches"]),
-                       digest=h(up["digest"]))
+                       digest=h(up["digest"]), skipped=header.get("skipped"))
     deletion, request = vectors["receipts"]["deletion_receipt"], vectors["requests"]["delete_request"]
     verify_deletion_receipt({"receipt": base64.b64encode(h(deletion["bytes"])).decode(),
                              "signature": base64.b64encode(h(deletion["signature"])).decode()},
