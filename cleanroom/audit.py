@@ -91,11 +91,29 @@ class HeadStore:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 
-    def _path(self, collaboration_id: str) -> Path:
+    def path(self, collaboration_id: str) -> Path:
+        """The file that remembers ``collaboration_id``'s enclave key and audit head."""
         return self.directory / f"{collaboration_id}.json"
 
+    def forget(self, collaboration_id: str) -> tuple[bytes, AuditHead] | None:
+        """Delete what is remembered for ``collaboration_id`` (``cleanroom trust reset``).
+
+        Returns what was forgotten, or None if nothing was. Under the same lock as ``observe``,
+        so a concurrent client cannot write the old head back half-way through.
+        """
+        if not self.directory.is_dir():
+            return None
+        with open(self.directory / f"{collaboration_id}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                seen = self.load(collaboration_id)
+            except StateError:
+                seen = None  # unreadable: forgetting it is exactly what was asked
+            self.path(collaboration_id).unlink(missing_ok=True)
+            return seen
+
     def load(self, collaboration_id: str) -> tuple[bytes, AuditHead] | None:
-        path = self._path(collaboration_id)
+        path = self.path(collaboration_id)
         if not path.exists():
             return None
         try:
@@ -128,7 +146,7 @@ class HeadStore:
             with os.fdopen(fd, "w") as out:
                 out.write(json.dumps({"sig_pub": sig_pub.hex(), "seq": head.seq,
                                       "hash": head.hash.hex()}))
-            os.replace(tmp, self._path(collaboration_id))
+            os.replace(tmp, self.path(collaboration_id))
 
     @staticmethod
     def _newer(collaboration_id: str, sig_pub: bytes, seen: tuple[bytes, AuditHead],
@@ -138,7 +156,7 @@ class HeadStore:
         if seen_key != sig_pub:
             raise RollbackDetected(
                 "the enclave's signing key changed for this collaboration: its sealed state "
-                "was replaced or lost (remove the head file only if all parties agree)")
+                "was replaced or lost (`cleanroom trust reset` starts over, if all parties agree)")
         if head == seen_head:
             return False
         if head.seq == seen_head.seq:

@@ -29,6 +29,7 @@ import numpy as np
 
 from cleanroom.audit import HeadStore
 from cleanroom.client import Client, UploadProgress
+from cleanroom.formatting import fraction_decimal
 from cleanroom.keys import PartyKeys, bind_keys_into_policy
 from cleanroom.offline_check import check_saved_result
 from cleanroom.result_display import render_table
@@ -327,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
     checked, enclave = check_saved_result(saved[-1], policy_bytes, verifier, int(time.time()),
                                           head_store=client.head_store)
     _say(f"  attestation re-verified: {'simulated' if enclave.simulated else 'SGX'}, "
-         f"sig_pub {enclave.sig_pub.hex()[:16]}...; signature ok; query {checked.query_id.hex()[:16]}")
+         f"sig_pub {enclave.sig_pub.hex()[:16]}...; signature ok; query {checked.query_id.hex()}")
 
     _step("summary")
     for party, receipt in receipts.items():
@@ -336,12 +337,14 @@ def run(args: argparse.Namespace) -> int:
     for result in shown:
         if result.body["kind"] == "cohort_activation":
             _say(f"  {result.analysis}: {len(result.rows):,} of the requester's own identifiers, "
-                 f"epsilon {result.privacy.get('epsilon_charged', '?')}")
+                 f"epsilon {fraction_decimal(result.privacy.get('epsilon_charged', '?'), up=True)}")
             continue
-        remaining = ", ".join(f"{k}={v}" for k, v in result.privacy.get("budget_remaining", {}).items())
+        remaining = ", ".join(f"{k} {fraction_decimal(v)}"
+                              for k, v in result.privacy.get("budget_remaining", {}).items())
         _say(f"  {result.analysis}: {len(result.rows)} cohorts released, "
              f"{result.privacy.get('suppressed_cohorts', '?')} suppressed, "
-             f"epsilon {result.privacy.get('epsilon_charged', '?')}, budget left {remaining}")
+             f"epsilon {fraction_decimal(result.privacy.get('epsilon_charged', '?'), up=True)}, "
+             f"budget left {remaining}")
     _say(f"  saved signed results: {', '.join(p.name for p in saved)} in {results_dir}")
     _say("  every number above is noised by the enclave; neither party saw the other's rows.")
     if any(receipt.simulated for receipt in receipts.values()):

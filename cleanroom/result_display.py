@@ -1,12 +1,23 @@
-"""How a verified result is shown to people: an aligned text table, or JSON-ready values."""
+"""How a verified result is shown to people: an aligned text table with a ± per noised cell.
+
+The cells, their intervals and the notes come from ``cleanroom.result_cells``; numbers and times
+are formatted by ``cleanroom.formatting``, the same way in every command. An activation's
+identifiers are never printed here (thousands of digests are no table): the table says how many
+were released and how to write them to a file.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from cleanroom.formatting import amount_text, count_text, fraction_decimal, iso_utc, number_text
+from cleanroom.result_cells import Column, ResultView, result_view
 from cleanroom.result_open import Result
 
-__all__ = ["jsonable", "render_table"]
+__all__ = ["cell_text", "jsonable", "render_table"]
+
+_PLUS_MINUS = "±"
 
 
 def jsonable(value: Any) -> Any:
@@ -22,45 +33,107 @@ def jsonable(value: Any) -> Any:
 
 def _text(value: Any) -> str:
     if isinstance(value, bytes):
-        return value.hex()  # activated identifiers: the party's own SHA-256 digests
+        return value.hex()
     if isinstance(value, dict):
         return ", ".join(f"{k}={_text(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
         return ", ".join(_text(v) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
+    return number_text(value)
 
 
-def render_table(result: Result) -> str:
-    """An aligned text table of the released rows, with a footer saying how to read them."""
-    body = result.body
-    header = [str(c) for c in body["columns"]]
-    cells = [[_text(v) for v in (row if isinstance(row, list) else [row])] for row in body["rows"]]
-    widths = [len(h) for h in header]
-    for row in cells:
-        for i, cell in enumerate(row[: len(widths)]):
-            widths[i] = max(widths[i], len(cell))
+def cell_text(column: Column, value: Any) -> str:
+    """One cell as a table shows it (thousands separators; a column's decimals for amounts)."""
+    if value is None:
+        return ""
+    if column.kind in ("amount", "mean") and isinstance(value, Decimal):
+        return amount_text(value, column.places)
+    if column.kind == "count" and isinstance(value, int):
+        return count_text(value)
+    if column.kind == "label":
+        return str(value)  # a dimension value is text, even when it looks like a number
+    return _text(value)
+
+
+def _table_lines(view: ResultView) -> list[str]:
+    header: list[str] = []
+    numeric: list[bool] = []
+    for column in view.columns:
+        header.append(column.name)
+        numeric.append(column.kind != "label")
+        if column.kind in ("count", "amount", "mean") and view.has_intervals:
+            header.append(_PLUS_MINUS)
+            numeric.append(True)
+    cells = []
+    for row, widths in zip(view.rows, view.intervals, strict=True):
+        line = []
+        for column, value, width in zip(view.columns, row, widths, strict=True):
+            line.append(cell_text(column, value))
+            if column.kind in ("count", "amount", "mean") and view.has_intervals:
+                line.append(cell_text(column, width))
+        cells.append(line)
+    sizes = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
 
     def line(values: list[str]) -> str:
         # Numbers right-aligned, labels left-aligned: the usual way to read a table.
-        parts = [v.rjust(w) if v[:1].isdigit() or v[:1] == "-" else v.ljust(w)
-                 for v, w in zip(values, widths, strict=False)]
-        return "  ".join(parts).rstrip()
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, sizes, numeric, strict=True)).rstrip()
 
-    out = [f"{body['analysis']} ({body['kind']}), query {body['query_id'].hex()[:16]}",
-           line(header), "  ".join("-" * w for w in widths)]
-    out += [line(row) for row in cells]
-    if not cells:
-        out.append("(no cohort passed the minimum cohort size)")
+    return [line(header), "  ".join("-" * w for w in sizes), *(line(r) for r in cells)]
+
+
+def _privacy_lines(body: dict[str, Any], view: ResultView) -> list[str]:
     privacy = dict(body["privacy"])
+    remaining = privacy.get("budget_remaining", "?")
+    if isinstance(remaining, dict):
+        remaining = ", ".join(f"{k} {fraction_decimal(v)}" for k, v in remaining.items())
+    charged = f"epsilon charged {fraction_decimal(privacy.get('epsilon_charged', '?'), up=True)}"
+    if "rho_charged" in privacy:
+        charged = (f"rho charged {fraction_decimal(privacy['rho_charged'], up=True)} "
+                   f"(epsilon {fraction_decimal(privacy.get('epsilon_charged', '?'), up=True)} "
+                   f"at delta {fraction_decimal(privacy.get('epsilon_at_delta', '?'), up=True)})")
+    out = [f"privacy: mechanism {privacy.get('mechanism', '?')}, {charged}, budget remaining {remaining}",
+           f"         suppressed cohorts {_text(privacy.get('suppressed_cohorts', '?'))}"
+           f" of {_text(privacy.get('cohorts_total', '?'))}"
+           f" (minimum cohort size {_text(privacy.get('min_cohort_size', '?'))})"]
+    if view.kind == "cohort_activation":
+        out.append("         the identifiers are NOT protected by differential privacy")
+    elif view.has_intervals:
+        out.append("         counts and sums carry calibrated noise; ± is the 95% interval of the noise "
+                   "in each cell")
+    else:
+        out.append("         counts and sums carry calibrated noise; they are not exact values")
+    return out
+
+
+def _activation_lines(body: dict[str, Any], view: ResultView) -> list[str]:
+    privacy = body["privacy"]
+    size = privacy.get("noisy_cohort_size")
+    lines = [f"{count_text(len(view.rows))} identifiers released (your own SHA-256 digests"
+             + (", a uniform sample" if privacy.get("identifiers_sampled") else "") + ")"]
+    if isinstance(size, int):
+        lines.append(f"noisy cohort size {count_text(size)}")
+    if view.rows:
+        # Fetching the stored result again is free; running the query again would be charged.
+        lines.append(f"write them to a file (no new charge): `cleanroom results get "
+                     f"{body['query_id'].hex()} --output ids.csv`, then map them to your own rows "
+                     "with `cleanroom match-back ids.csv --input YOUR_FILE --dataset DATASET`")
+    return lines
+
+
+def render_table(result: Result) -> str:
+    """The released rows as an aligned table, with a footer saying how to read them."""
+    body = result.body
+    view = result_view(body)
+    out = [f"{body['analysis']} ({body['kind']}), query {body['query_id'].hex()}",
+           f"created {iso_utc(body.get('created_at'))}, requested by {body.get('requested_by', '?')}"]
+    if view.kind == "cohort_activation":
+        out += _activation_lines(body, view)
+    else:
+        out += _table_lines(view)
+        if not view.rows:
+            out.append("(no cohort passed the minimum cohort size)")
+        out += view.notes
     out.append("")
-    out.append(f"privacy: mechanism {privacy.pop('mechanism', '?')}, "
-               f"epsilon charged {privacy.pop('epsilon_charged', '?')}, "
-               f"budget remaining {_text(privacy.pop('budget_remaining', '?'))}")
-    out.append(f"         suppressed cohorts {_text(privacy.pop('suppressed_cohorts', '?'))}"
-               f" of {_text(privacy.pop('cohorts_total', '?'))}"
-               f" (minimum cohort size {_text(privacy.pop('min_cohort_size', '?'))})")
-    out.append("         counts and sums carry calibrated noise; they are not exact values")
+    out += _privacy_lines(body, view)
     out.append(f"simulated: {'true - NO SGX HARDWARE; for testing only' if body['simulated'] else 'false'}")
     return "\n".join(out)

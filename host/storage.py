@@ -6,7 +6,9 @@ Layout under the state directory::
     uploads/.<random>.partial        an upload still streaming (deleted on failure or restart)
     uploads/index                    append-only acceptance order, one upload id hex per line
     uploads/quarantine/              stored uploads the enclave refused on replay
-    results/<query_id hex>.json      query responses, for GET /v1/results
+    results/<query_id hex>.json      query responses, for GET /v1/results/<query_id>
+    results/index                    append-only storage order of the responses, one JSON line
+                                     each: query id, the host's time, recipients (GET /v1/results)
 
 Why an append-only index rather than file times: mtimes change on copy or restore, have coarse
 resolution on some file systems and follow a clock the host does not control, while the index
@@ -25,11 +27,12 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from protocol.errors import ConflictError, InternalError
+from protocol.errors import ConflictError, InternalError, NotFound
 from protocol.upload import RECORD_HEADER
 
 __all__ = ["ResultStore", "UploadStore", "UploadWriter"]
@@ -213,15 +216,27 @@ class UploadStore:
 
 
 class ResultStore:
-    """Query responses under ``<state>/results``, each written atomically."""
+    """Query responses under ``<state>/results``, each written atomically, listed in storage order.
 
-    def __init__(self, state_dir: Path) -> None:
+    The listing (``page``) says only what the host itself knows: each query id, when the host
+    stored it (its own clock: informational, never signed) and which parties it holds a
+    ciphertext for. Responses stored by a host without the index (older state) are indexed at
+    start, in file-time order.
+    """
+
+    def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.directory = Path(state_dir) / "results"
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._index = self.directory / "index"
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._index_unlisted()
 
     def put(self, query_id: bytes, document: dict[str, Any]) -> None:
         data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
         _atomic_write(self.directory / f"{query_id.hex()}.json", data)
+        self._append({"query_id": query_id.hex(), "created_at": int(self._clock()),
+                      "recipients": sorted(document.get("results", {}))})
 
     def get(self, query_id_hex: str) -> dict[str, Any] | None:
         """The stored response, or None; ``query_id_hex`` must already be 64 lowercase hex."""
@@ -231,3 +246,69 @@ class ResultStore:
             return json.loads((self.directory / f"{query_id_hex}.json").read_bytes())
         except FileNotFoundError:
             return None
+
+    def page(self, *, recipient: str | None = None, after: str | None = None,
+             limit: int = 1000) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` entries stored after query id ``after``, for ``recipient`` if given,
+        and whether more follow.
+
+        :raise NotFound: ``after`` is not a listed query id.
+        """
+        entries = self._entries()
+        start = 0
+        if after is not None:
+            position = next((i for i, e in enumerate(entries) if e["query_id"] == after), None)
+            if position is None:
+                raise NotFound("after is not a listed query id")
+            start = position + 1
+        selected = [e for e in entries[start:] if recipient is None or recipient in e["recipients"]]
+        return selected[:limit], len(selected) > limit
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
+        with self._lock:
+            created = not self._index.exists()
+            fd = os.open(self._index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                _fsync_dir(self.directory)
+
+    def _entries(self) -> list[dict[str, Any]]:
+        """The index in order, once per query id; a torn or foreign line is not an entry."""
+        with self._lock:
+            try:
+                text = self._index.read_bytes().decode("utf-8", errors="replace")
+            except FileNotFoundError:
+                text = ""
+        entries: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for line in text.split("\n")[:-1]:  # only newline-terminated lines count
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if (isinstance(entry, dict) and isinstance(entry.get("query_id"), str)
+                    and _QUERY_ID_HEX.fullmatch(entry["query_id"]) and entry["query_id"] not in seen
+                    and isinstance(entry.get("created_at"), int)
+                    and isinstance(entry.get("recipients"), list)
+                    and all(isinstance(r, str) for r in entry["recipients"])):
+                seen.add(entry["query_id"])
+                entries.append({k: entry[k] for k in ("query_id", "created_at", "recipients")})
+        return entries
+
+    def _index_unlisted(self) -> None:
+        listed = {e["query_id"] for e in self._entries()}
+        unlisted = [p for p in self.directory.glob("*.json")
+                    if _QUERY_ID_HEX.fullmatch(p.stem) and p.stem not in listed]
+        for path in sorted(unlisted, key=lambda p: (p.stat().st_mtime, p.name)):
+            try:
+                recipients = sorted(json.loads(path.read_bytes()).get("results", {}))
+            except (OSError, ValueError, AttributeError):
+                log.warning("stored result %s is unreadable; not listed", path.name)
+                continue
+            self._append({"query_id": path.stem, "created_at": int(path.stat().st_mtime),
+                          "recipients": recipients})

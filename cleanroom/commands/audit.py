@@ -19,6 +19,7 @@ from cleanroom.commands.arguments import (
     read_policy,
     verifier_policy,
 )
+from cleanroom.formatting import iso_utc
 from cleanroom.offline_check import check_audit_download
 
 __all__ = ["register"]
@@ -67,7 +68,7 @@ def _verify(args: argparse.Namespace) -> int:
     log = check_audit_download(args.file, raw, verifier, now_from_args(args), collateral_for(args))
     for body in log.bodies:
         details = ", ".join(f"{k}={_short(v)}" for k, v in body["details"].items())
-        print(f"{body['seq']:>6}  {body['at']}  {body['kind']:16}  {details}")
+        print(f"{body['seq']:>6}  {iso_utc(body['at'])}  {body['kind']:16}  {details}")
     print(f"audit log verified: {log.head.seq} entries, every one signed by the attested enclave and "
           f"linked to the previous; head {log.head.hash.hex()}")
     if log.seen is None:

@@ -16,6 +16,7 @@ from cleanroom.commands.arguments import (
 )
 from cleanroom.commands.verify_first import verify_before_sending
 from cleanroom.keys import PartyKeys
+from cleanroom.preflight import check_own_dataset
 
 __all__ = ["register"]
 
@@ -37,6 +38,7 @@ def register(subparsers: Any) -> None:
 def _delete(args: argparse.Namespace) -> int:
     raw, policy = read_policy(args.policy)
     keys = PartyKeys.load(args.keys)
+    check_own_dataset(policy, keys.party_id, args.dataset)  # before the attestation round trip
     client = Client(args.host)
     enclave = verify_before_sending(args, client, raw)
     body = client.delete(enclave, keys, policy, args.dataset)

@@ -100,3 +100,7 @@ def _own_cleanroom_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     """Each test remembers enclave keys in its own $CLEANROOM_HOME: every test has a fresh
     enclave for the same collaboration id, which a shared memory would rightly refuse."""
     monkeypatch.setenv("CLEANROOM_HOME", str(tmp_path_factory.mktemp("cleanroom-home")))
+    # The client profile's variables from the tester's shell must not change what a test runs.
+    for name in ("CLEANROOM_HOST", "CLEANROOM_POLICY", "CLEANROOM_KEYS", "CLEANROOM_VERIFIER_POLICY",
+                 "CLEANROOM_INSECURE_ALLOW_SIMULATION", "CLEANROOM_PROFILE"):
+        monkeypatch.delenv(name, raising=False)

@@ -26,6 +26,11 @@ HELP = {
     ("uploads",): "uploads the enclave has accepted",
     ("query",): "Run an analysis",
     ("check",): "saved signed result offline",
+    ("results",): "results sent to you",
+    ("results", "list"): "host stores for you",
+    ("results", "get"): "Fetch, verify and print",
+    ("match-back",): "released identifiers back to your own rows",
+    ("budget",): "remaining privacy budget",
 }
 
 
@@ -270,6 +275,7 @@ def test_every_online_command_refuses_a_changed_key_before_sending(command, atte
     policy_file = tmp_path / "policy.toml"
     policy_file.write_bytes(policy_bytes)
     key_file, _ = parties["advertiser"].save(tmp_path / "keys")
+    (tmp_path / "c.csv").write_text("email,value\na@example.org,1\n")  # the input file exists
     extra = {"verify": [],
              "upload": ["--keys", str(key_file), "--dataset", "conversions", str(tmp_path / "c.csv")],
              "query": ["--keys", str(key_file), "overlap"],

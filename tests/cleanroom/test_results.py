@@ -218,11 +218,14 @@ def test_render_table(parties, policy, enclave):
     ciphertext = encrypt_to(sign_result(enclave.signing, result_body(policy)), parties["publisher"], policy)
     text = render_table(open_result(ciphertext, parties["publisher"], enclave.sig_pub, policy, QUERY_ID))
     lines = text.splitlines()
-    assert lines[1].split() == ["campaign", "matched_users"]
-    assert lines[3].split() == ["spring_sale", "1,234"]
-    assert len(lines[3]) == len(lines[2])  # right-aligned number ends at the column edge
-    assert "mechanism discrete_laplace" in text and "epsilon charged 1/5" in text
-    assert "impressions=29/5" in text and "suppressed cohorts 6 of 8" in text
+    assert lines[0].endswith(f"query {QUERY_ID.hex()}")  # the full id, as `results get` takes it
+    assert lines[1].startswith("created 2026-09-21T14:13:20Z")  # ISO 8601 UTC, not Unix seconds
+    assert lines[2].split() == ["campaign", "matched_users"]
+    assert lines[4].split() == ["spring_sale", "1,234"]
+    assert len(lines[4]) == len(lines[3])  # right-aligned number ends at the column edge
+    assert "mechanism discrete_laplace" in text and "epsilon charged 0.2" in text
+    assert "impressions 5.8" in text and "suppressed cohorts 6 of 8" in text  # decimals, not 29/5
+    assert "±" not in text  # this result carries no noise scale to derive one from
     assert "simulated: true" in text
 
 

@@ -143,4 +143,4 @@ def test_results_are_written_atomically(tmp_path: Path) -> None:
     assert results.get(query_id.hex()) == document
     assert json.loads((results.directory / f"{query_id.hex()}.json").read_text()) == document
     assert results.get("00" * 32) is None
-    assert [p.name for p in results.directory.iterdir()] == [f"{query_id.hex()}.json"]
+    assert sorted(p.name for p in results.directory.iterdir()) == [f"{query_id.hex()}.json", "index"]
