@@ -24,19 +24,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cleanroom.audit import AuditHead, HeadStore, default_head_store
+from cleanroom.client_queries import REQUEST_NONCE_BYTES, QueryCalls, check_pinned, request_nonce
 from cleanroom.enclave_verification import evaluate_enclave
 from cleanroom.http_transport import HostConnection, b64_field
 from cleanroom.keys import PartyKeys
 from cleanroom.receipts import Receipt, verify_deletion_receipt, verify_receipt
-from cleanroom.result_open import Result, open_result
 from cleanroom.tables import open_table
 from cleanroom.upload_crypto import DEFAULT_CHUNK_SIZE, UploadEncryptor
-from protocol.crypto import DELETE_LABEL, QUERY_LABEL
+from protocol.crypto import DELETE_LABEL
 from protocol.errors import (
-    AuthenticationFailed,
     InvalidInput,
-    NotFound,
-    PolicyMismatch,
     ProtocolError,
 )
 from protocol.policy import Policy
@@ -48,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["ATTESTATION_NONCE_BYTES", "REQUEST_NONCE_BYTES", "Client", "UploadProgress", "require_party"]
 
 ATTESTATION_NONCE_BYTES = 32  # the fresh nonce bound into the quote
-REQUEST_NONCE_BYTES = 16  # a query or delete request's nonce (the enclave refuses a replay)
 
 
 @dataclass(frozen=True)
@@ -68,18 +64,6 @@ class UploadProgress:
         return self.bytes_done / self.elapsed if self.elapsed > 0 else 0.0
 
 
-def _check_pinned(enclave: Any, policy: Policy) -> None:
-    if enclave.policy_hash != policy.hash:
-        raise PolicyMismatch("the verified enclave runs a different policy than the one given")
-
-
-def _request_nonce(nonce: bytes | None) -> bytes:
-    nonce = secrets.token_bytes(REQUEST_NONCE_BYTES) if nonce is None else nonce
-    if not isinstance(nonce, bytes) or len(nonce) != REQUEST_NONCE_BYTES:
-        raise InvalidInput(f"a request nonce must be {REQUEST_NONCE_BYTES} bytes")
-    return nonce
-
-
 def require_party(policy: Policy, keys: PartyKeys) -> None:
     """Refuse, before anything is read or sent, keys of a party the policy does not name.
 
@@ -89,7 +73,7 @@ def require_party(policy: Policy, keys: PartyKeys) -> None:
         raise InvalidInput(f"the policy has no party {keys.party_id!r}")
 
 
-class Client:
+class Client(QueryCalls):
     """HTTP client for one clean-room host. Methods raise ``CleanroomError`` subclasses.
 
     Args:
@@ -107,6 +91,11 @@ class Client:
         self.last_bundle: dict[str, Any] | None = None  # the bundle behind the last accepted verify
         # The highest audit head seen per collaboration: what exposes a rolled-back enclave.
         self.head_store = head_store if head_store is not None else default_head_store()
+
+    @property
+    def http(self) -> HostConnection:
+        """The connection to the host (for the approvals and budget calls)."""
+        return self._http
 
     # --- API ------------------------------------------------------------------------------------
 
@@ -188,10 +177,10 @@ class Client:
 
         ``nonce`` (16 bytes) and ``now`` (``issued_at``) default to fresh randomness and the clock.
         """
-        _check_pinned(enclave, policy)
+        check_pinned(enclave, policy)
         request = pack_document("delete_request", {
             "collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
-            "party": keys.party_id, "dataset": dataset_name, "nonce": _request_nonce(nonce),
+            "party": keys.party_id, "dataset": dataset_name, "nonce": request_nonce(nonce),
             "issued_at": int(time.time()) if now is None else now,
         })
         response = self._http.request("POST", "/v1/deletions", {
@@ -223,8 +212,15 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         mode: str = "create",
         idempotency_key: bytes | None = None,
+        skip_invalid: bool = False,
+        skipped: dict[str, int] | None = None,
+        delimiter: str = ",",
     ) -> Receipt:
         """Read, hash, encrypt and stream one dataset file; return the verified receipt.
+
+        ``skip_invalid``: leave out the rows holding a refused cell instead of stopping; their
+        count per column (``skipped``, from ``cleanroom.validation.validate``, which runs first
+        if it is not given) is signed into the header and must come back in the receipt.
 
         ``mode``: ``create`` (the enclave refuses it if the dataset already has uploads, naming
         them), ``append`` or ``replace`` (the earlier uploads are deleted at the commit). The
@@ -239,7 +235,7 @@ class Client:
         """
         from protocol.batch import encode_batch, rows_per_batch
 
-        _check_pinned(enclave, policy)
+        check_pinned(enclave, policy)
         require_party(policy, keys)
         dataset = policy.dataset(dataset_name)
         if dataset is None:
@@ -248,14 +244,31 @@ class Client:
         schema = dataset.schema()
         if idempotency_key is None:
             idempotency_key = _idempotency_key(keys.party_id, dataset.name, mode, source_path)
+        if skip_invalid and skipped is None:  # the header states them, so count them first
+            from cleanroom.validation import validate
+
+            skipped = validate(source_path, dataset, default_country_code=default_country_code,
+                               delimiter=delimiter).skipped
         started = clock()
-        with open_table(source_path, dataset, default_country_code=default_country_code) as table:
+        with open_table(source_path, dataset, default_country_code=default_country_code,
+                        delimiter=delimiter, skip_invalid=skip_invalid) as table:
+            rows_hint = table.rows_estimate()
+            if skip_invalid and rows_hint is not None and skipped:
+                rows_hint = max(rows_hint - sum(skipped.values()), 0)
             encryptor = UploadEncryptor(keys, policy, dataset, enclave.enc_pub,
-                                        chunk_size=chunk_size, rows_hint=table.rows_estimate(),
+                                        chunk_size=chunk_size, rows_hint=rows_hint,
                                         now=now, upload_id=upload_id, data_key=data_key,
-                                        mode=mode, idempotency_key=idempotency_key)
-            batches = (encode_batch(columns, schema)
-                       for columns in table.blocks(rows_per_batch(schema, chunk_size)))
+                                        mode=mode, idempotency_key=idempotency_key,
+                                        skipped=skipped if skip_invalid else None)
+            def encoded() -> Iterator[bytes]:
+                for columns in table.blocks(rows_per_batch(schema, chunk_size)):
+                    yield encode_batch(columns, schema)
+                # Raised before the last chunk goes out, so the host never gets a whole upload.
+                if skip_invalid and table.skipped != skipped:
+                    raise InvalidInput(f"{os.fspath(source_path)}: the file changed while it was "
+                                       "uploaded (other rows were invalid than counted first)")
+
+            batches = encoded()
             first = next(batches, None)
             if first is None:
                 raise InvalidInput(f"{os.fspath(source_path)}: the file has a header but no rows")
@@ -273,14 +286,15 @@ class Client:
                     report()
 
             response = self._http.post_stream("/v1/uploads", body())
-            rows = table.rows_read
+            rows = table.rows_uploaded
         if not encryptor.finished:
             raise ProtocolError("the host answered before the whole upload was sent")
         if not isinstance(response, dict):
             raise ProtocolError("the upload response is not a JSON object")
         receipt = verify_receipt(response, enclave.sig_pub, policy, upload_id=encryptor.upload_id,
                                  party=keys.party_id, dataset=dataset.name, rows=rows,
-                                 digest=encryptor.digest, idempotency_key=idempotency_key)
+                                 digest=encryptor.digest, idempotency_key=idempotency_key,
+                                 skipped=skipped if skip_invalid else None)
         self._observe(policy, enclave.sig_pub, receipt.audit_head)
         return receipt
 
@@ -299,65 +313,6 @@ class Client:
             if not isinstance(last, dict) or not isinstance(last.get("upload_id"), str):
                 raise ProtocolError("the uploads listing is malformed")
             path = "/v1/uploads?" + urllib.parse.urlencode({"after": last["upload_id"]})
-
-    def query(self, enclave: Any, keys: PartyKeys, policy: Policy, analysis_id: str,
-              params: dict[str, Any], *, now: int | None = None,
-              nonce: bytes | None = None) -> Result:
-        """Sign and send a query; open and verify the result encrypted to this party.
-
-        ``nonce`` (16 bytes) and ``now`` (``issued_at``) default to fresh randomness and the
-        clock; the query id is SHA-256 of the request, so they fix it too.
-
-        :raise NotFound: the policy does not send this analysis's result to this party.
-        """
-        _check_pinned(enclave, policy)
-        request = pack_document("query_request", {
-            "collaboration_id": policy.collaboration_id,
-            "policy_hash": policy.hash,
-            "party": keys.party_id,
-            "analysis": analysis_id,
-            "params": params,
-            "nonce": _request_nonce(nonce),  # the enclave refuses a replayed request
-            "issued_at": int(time.time()) if now is None else now,
-        })
-        signature = keys.sign(QUERY_LABEL, request)
-        response = self._http.request("POST", "/v1/queries", {
-            "request": base64.b64encode(request).decode(),
-            "signature": base64.b64encode(signature).decode(),
-        })
-        query_id = hashlib.sha256(request).digest()
-        ciphertext = self._encrypted_result_for(response, query_id, keys.party_id)
-        result = open_result(ciphertext, keys, enclave.sig_pub, policy, query_id)
-        self._observe(policy, enclave.sig_pub, result.body["audit_head"])
-        return result
-
-    def results(self, query_id: bytes | str) -> dict[str, Any]:
-        """The stored response of a past query: ``{"query_id": hex, "results": {party: b64}}``.
-
-        Open a party's entry with ``fetch_result`` (or ``cleanroom.result_open.open_result``).
-        """
-        qid = query_id.hex() if isinstance(query_id, bytes) else query_id
-        return self._http.request("GET", "/v1/results/" + urllib.parse.quote(qid, safe=""))
-
-    def fetch_result(self, enclave: Any, keys: PartyKeys, policy: Policy,
-                     query_id: bytes) -> Result:
-        """Fetch a past query's result encrypted to ``keys`` and verify it."""
-        _check_pinned(enclave, policy)
-        ciphertext = self._encrypted_result_for(self.results(query_id), query_id, keys.party_id)
-        result = open_result(ciphertext, keys, enclave.sig_pub, policy, query_id)
-        self._observe(policy, enclave.sig_pub, result.body["audit_head"])
-        return result
-
-    @staticmethod
-    def _encrypted_result_for(response: Any, query_id: bytes, party: str) -> bytes:
-        if not isinstance(response, dict) or not isinstance(response.get("results"), dict):
-            raise ProtocolError("the query response is malformed")
-        if response.get("query_id") != query_id.hex():
-            raise AuthenticationFailed("the host answered for a different query")
-        if party not in response["results"]:
-            raise NotFound(f"the policy sends no result of this query to party {party!r}")
-        return b64_field(response["results"][party], "the encrypted result")
-
 
 def _idempotency_key(party: str, dataset: str, mode: str, path: str | os.PathLike[str]) -> bytes:
     """16 bytes that are the same for the same party, dataset, mode and file contents."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from cleanroom.policy_rules_lint import render_rules, rule_warnings, rules_section
 from protocol.errors import PolicyInvalid
 from protocol.policy import Analysis, Metric, Policy, parse_policy
 from protocol.privacy.accounting import bun_steinke_epsilon, decimal_text
@@ -121,8 +122,23 @@ def _warnings(policy: Policy) -> list[str]:
                 "that release is not protected by differential privacy, and it is a membership "
                 f"oracle: {a.recipients[0]} may upload any identifiers, not only its customers, and "
                 "learns for each one whether that person is in the cohort defined by the other "
-                "party's data (padding the upload with known members passes the size gate)")
+                "party's data (padding the upload with known members passes the size gate)"
+                + ("; the cohort may use only its own dimensions" if a.cohorts_from == "recipient" else "")
+                + ("; each activation waits for the other owners' co-signature"
+                   if a.approval == "other_owners" else ""))
+    if privacy.witness == "none":
+        out.append("privacy.witness: 'none': the budget is protected against the host alone, not against "
+                   "the host colluding with a party (restoring an old sealed state); 'owners' makes each "
+                   "owner co-sign every charge to its data (docs/witness.md)")
     return out
+
+
+WITNESS_GUARANTEE = {
+    "none": "budgets hold against the host alone; a host colluding with one party can restore an old "
+            "sealed state and the other party cannot tell",
+    "owners": "every charge to a dataset is co-signed by its owner's witness, which refuses a rolled-back "
+              "enclave: budgets hold against the host colluding with one party",
+}
 
 
 PRIVACY_UNIT = ("one normalised identifier, not one person: a person known by two emails (or an "
@@ -152,10 +168,15 @@ def lint_policy(raw: bytes) -> LintReport:
     analyses = [_analysis_entry(policy, a, m) for a in policy.analyses for m in (a.metrics or (None,))]
     for name in privacy.budget:
         budgets[name]["delta_total"] = str(_budget_delta_total(policy, name, analyses))
+        if name in privacy.budget_shares:
+            budgets[name]["shares"] = {party: str(v) for party, v in privacy.budget_shares[name].items()}
         if privacy.delta_total_max is not None:  # the enclave refuses a query past this cap
             budgets[name]["delta_total_max"] = str(privacy.delta_total_max)
     summary["privacy_unit"] = PRIVACY_UNIT
-    return LintReport(True, warnings=_warnings(policy), summary=summary, analyses=analyses)
+    summary["witness"] = {"mode": privacy.witness, "guarantee": WITNESS_GUARANTEE[privacy.witness]}
+    summary["rules"] = rules_section(policy)  # free-form queries: cleanroom/policy_rules_lint.py
+    return LintReport(True, warnings=_warnings(policy) + rule_warnings(policy), summary=summary,
+                      analyses=analyses)
 
 
 def _human(fraction_text: str) -> str:
@@ -172,12 +193,15 @@ def render_text(report: LintReport) -> str:
              f"mode {s['mode']} (budgets in {s['budget_unit']}), delta {_human(s['delta'])}, "
              f"L0 {s['contribution_bounds']['max_cohorts_per_user']}, "
              f"Linf {s['contribution_bounds']['max_rows_per_user']}",
-             f"privacy unit: {s['privacy_unit']}"]
+             f"privacy unit: {s['privacy_unit']}",
+             f"witness {s['witness']['mode']}: {s['witness']['guarantee']}"]
     for name, budget in s["budgets"].items():
         extra = f" (epsilon <= {budget['epsilon_at_delta']} at delta)" if "epsilon_at_delta" in budget else ""
         cap = f" (capped at {_human(budget['delta_total_max'])})" if "delta_total_max" in budget else ""
         lines.append(f"  budget {name}: {budget[s['budget_unit']]}{extra}, "
                      f"total delta at most {_human(budget['delta_total'])}{cap}")
+        if "shares" in budget:
+            lines.append("    shares: " + ", ".join(f"{p} {_human(v)}" for p, v in budget["shares"].items()))
     for a in report.analyses:
         charge = a["charge_per_query"]
         metric = f" metric {a['metric']}" if a["metric"] else ""
@@ -196,5 +220,6 @@ def render_text(report: LintReport) -> str:
             param = "scale" if "noise_scale" in st else "sigma^2"
             lines.append(f"  {st['statistic']:<12} {sens}, {st['noise']} {param} {scale}, "
                          f"std {st['noise_std']} {st['noise_std_unit']}")
+    lines += render_rules(s.get("rules", {}), s["budget_unit"])
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)

@@ -32,7 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here so that `import host.relay` (or host.storage) does not pull in the web stack.
     from flask import Flask
 
-    from host import api
+    from host import api, api_approvals
     from host.audit_store import AuditStore
     from host.config import load_config
     from host.errors import register_error_handlers
@@ -51,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings["CLEANROOM_MAX_JSON_BYTES"]
     register_error_handlers(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api_approvals.bp)
 
     uploads = UploadStore(state_dir)
     audit = AuditStore(state_dir)

@@ -14,11 +14,12 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, current_app, request
 
+from host.approvals import PendingApprovals
 from host.attestation import AttestationService
 from host.audit_store import AuditStore
 from host.read_guard import FORCE_CLOSE_KEY, GuardedStream, ReadLimits, StallWatchdog
@@ -62,6 +63,7 @@ class Services:
     upload_connections: threading.BoundedSemaphore
     read_limits: ReadLimits
     watchdog: StallWatchdog
+    pending: PendingApprovals = field(default_factory=PendingApprovals)
 
 
 def _services() -> Services:
@@ -231,15 +233,25 @@ def _upload_entry(entry: object) -> dict[str, Any]:
 
 
 @bp.post("/queries")
-def run_query() -> dict[str, Any]:
+def run_query() -> tuple[dict[str, Any], int]:
     payload = _json_object({"request", "signature"})
     body = {"request": _b64_field(payload, "request"),
             "signature": _b64_field(payload, "signature")}
     services = _services()
     handle = services.supervisor.handle()
-    reply = _publishing(services, lambda: handle.call("query", body, expect="query_result"))
-    query_id: bytes = reply.body["query_id"]
-    results = reply.body["results"]
+    reply = _publishing(services, lambda: handle.call("query", body,
+                                                      expect=("query_result", "approval_required")))
+    if reply.type == "approval_required":  # nothing was charged: the approvers co-sign first
+        entry = services.pending.propose(reply.body["query_id"], body["request"], body["signature"],
+                                         reply.body)
+        return entry.view(), 202
+    return store_result(services, reply.body), 200
+
+
+def store_result(services: Services, reply: dict[str, Any]) -> dict[str, Any]:
+    """Keep a ``query_result``'s encrypted results for their recipients; the JSON for the caller."""
+    query_id: bytes = reply["query_id"]
+    results = reply["results"]
     if not all(isinstance(k, str) and isinstance(v, bytes) for k, v in results.items()):
         raise InternalError("enclave sent malformed results")
     document = {"query_id": query_id.hex(), "results": {k: _b64(v) for k, v in results.items()}}
@@ -264,7 +276,7 @@ def _publishing(services: Services, call: Callable[[], Any]) -> Any:
     except CleanroomError:
         _flush_audit(services)
         raise
-    services.audit.append(reply.body["audit"])
+    services.audit.append(reply.body.get("audit", []))  # an approval_required reply records nothing
     return reply
 
 
@@ -304,6 +316,25 @@ def delete_dataset() -> dict[str, Any]:
             services.uploads.remove(upload_id)  # the enclave forgot them: the ciphertext goes too
     return {"receipt": _b64(reply.body["receipt"]), "signature": _b64(reply.body["signature"]),
             "upload_ids": [u.hex() for u in upload_ids]}
+
+
+@bp.get("/results")
+def list_results() -> dict[str, Any]:
+    """One page of stored results: ``?recipient=<party>&after=<query_id>&limit=<1..1000>``.
+
+    Only what the host knows itself (query ids, its storage time, recipients): nothing secret.
+    """
+    recipient, after, limit = (request.args.get(k) for k in ("recipient", "after", "limit"))
+    if recipient is not None and not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", recipient):
+        raise ProtocolError("recipient must be a party id")
+    if after is not None and not _QUERY_ID.fullmatch(after):
+        raise ProtocolError("after must be a query id: 64 lowercase hex digits")
+    if limit is not None and not (limit.isdigit() and len(limit) <= 4
+                                  and 1 <= int(limit) <= MAX_LIST_PAGE):
+        raise ProtocolError(f"limit must be an integer from 1 to {MAX_LIST_PAGE}")
+    entries, more = _services().results.page(recipient=recipient, after=after,
+                                             limit=MAX_LIST_PAGE if limit is None else int(limit))
+    return {"results": entries, "more": more}
 
 
 @bp.get("/results/<query_id>")

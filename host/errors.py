@@ -38,6 +38,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "enclave_busy": 503,
     "state_invalid": 500,
     "rollback_detected": 500,
+    "witness_refused": 409,
+    "approval_timeout": 504,
     # The enclave's evidence could not be produced or checked: an upstream failure.
     "attestation_failed": 502,
     "quote_invalid": 502,

@@ -18,6 +18,8 @@ import copy
 from typing import Any
 
 from host.errors import STATUS_BY_CODE
+from host.openapi_approvals import APPROVAL_SCHEMAS, approval_paths
+from host.openapi_results import RESULT_LIST_SCHEMA, result_list_operation
 
 __all__ = ["OPENAPI_VERSION", "document", "error_codes_for_status"]
 
@@ -234,6 +236,8 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
                            "description": "the uploads whose ciphertext the host removed"},
         },
     },
+    "ResultList": RESULT_LIST_SCHEMA,
+    **APPROVAL_SCHEMAS,
     "OpenApiDocument": {"type": "object", "required": ["openapi", "info", "paths"]},
 }
 
@@ -305,10 +309,14 @@ _PATHS: dict[str, dict[str, Any]] = {
             # 404: the enclave may name an unknown resource; 422: parameters that do not fit the
             # schema; 500 includes state_invalid (uploads the host has not replayed).
             "responses": _responses(
-                {200: ("The encrypted results", {"$ref": "#/components/schemas/QueryResponse"})},
+                {200: ("The encrypted results", {"$ref": "#/components/schemas/QueryResponse"}),
+                 202: ("Waiting for co-signatures (docs/witness.md): nothing charged yet",
+                       {"$ref": "#/components/schemas/PendingQuery"})},
                 (400, 403, 404, 409, 413, 422, 500, 503)),
         }
     },
+    "/v1/results": {"get": result_list_operation(_responses)},
+    **approval_paths(_responses),
     "/v1/results/{query_id}": {
         "get": {
             "operationId": "getResult",

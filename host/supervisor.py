@@ -98,7 +98,7 @@ class EnclaveHandle:
         self._on_failure = on_failure
 
     def call(self, type_: str, body: Mapping[str, Any], *, timeout: float | None = None,
-             expect: str | None = None) -> Message:
+             expect: str | tuple[str, ...] | None = None) -> Message:
         try:
             return self._channel.call(type_, body, timeout=timeout or self._timeout, expect=expect)
         except EnclaveUnavailable:
@@ -183,7 +183,7 @@ class EnclaveSupervisor:
         return current.handle
 
     def call(self, type_: str, body: Mapping[str, Any], *, timeout: float | None = None,
-             expect: str | None = None) -> Message:
+             expect: str | tuple[str, ...] | None = None) -> Message:
         return self.handle().call(type_, body, timeout=timeout, expect=expect)
 
     # failure and restart

@@ -8,6 +8,7 @@ drift apart::
       id        32 bytes per row (SHA-256 of the normalised identifier)
       dimension '<u2' code into the policy's declared value list
       metric    '<i8' fixed-point value (value * 10**scale)
+      timestamp '<i8' Unix seconds (UTC)
 
 The 16-byte header and the 8-byte padding keep every column 8-byte aligned inside the chunk, so
 ``np.frombuffer`` can view it without copying and ids can later be read as four uint64 lanes.
@@ -31,11 +32,12 @@ MAGIC = b"CRB1"
 HEADER = struct.Struct("<4sIII")  # magic, rows, ncols, reserved
 ID_BYTES = 32
 # kind -> (bytes per row, NumPy dtype of one element); ids are (rows, 32) uint8.
-KIND_WIDTH: Mapping[str, int] = {"id": ID_BYTES, "dimension": 2, "metric": 8}
+KIND_WIDTH: Mapping[str, int] = {"id": ID_BYTES, "dimension": 2, "metric": 8, "timestamp": 8}
 KIND_DTYPE: Mapping[str, np.dtype] = {
     "id": np.dtype(np.uint8),
     "dimension": np.dtype("<u2"),
     "metric": np.dtype("<i8"),
+    "timestamp": np.dtype("<i8"),
 }
 
 Schema = Sequence[tuple[str, str]]
@@ -55,7 +57,7 @@ def check_schema(schema: Schema) -> None:
         raise InvalidInput("schema column names must be unique")
     kinds = [kind for _, kind in schema]
     if kinds.count("id") != 1 or any(kind not in KIND_WIDTH for kind in kinds):
-        raise InvalidInput("schema must hold one id column and only dimension/metric columns")
+        raise InvalidInput("schema must hold one id column and only dimension/metric/timestamp columns")
 
 
 def batch_nbytes(schema: Schema, rows: int) -> int:

@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from protocol.wire import canonical_packb
 
 __all__ = [
-    "AUDIT_LABEL", "DATA_KEY_BYTES", "DELETE_LABEL", "DELETION_RECEIPT_LABEL", "HPKE_SUITE", "QUERY_LABEL",
-    "RECEIPT_LABEL", "RESULT_LABEL", "UPLOAD_HEADER_LABEL", "result_hpke_info", "upload_key_hpke_info",
+    "APPROVAL_LABEL", "AUDIT_LABEL", "BUDGET_LABEL", "DATA_KEY_BYTES", "DELETE_LABEL",
+    "DELETION_RECEIPT_LABEL", "HPKE_SUITE", "PROPOSAL_LABEL", "QUERY_LABEL", "RECEIPT_LABEL",
+    "RESULT_LABEL", "UPLOAD_HEADER_LABEL", "result_hpke_info", "upload_key_hpke_info",
 ]
 
 HPKE_SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
@@ -29,6 +30,9 @@ RESULT_LABEL = b"cleanroom/v1/result\x00"
 AUDIT_LABEL = b"cleanroom/v1/audit-entry\x00"
 DELETE_LABEL = b"cleanroom/v1/delete-request\x00"
 DELETION_RECEIPT_LABEL = b"cleanroom/v1/deletion-receipt\x00"
+PROPOSAL_LABEL = b"cleanroom/v1/charge-proposal\x00"  # the enclave proposes a charge ...
+APPROVAL_LABEL = b"cleanroom/v1/charge-approval\x00"  # ... and each approver co-signs it
+BUDGET_LABEL = b"cleanroom/v1/budget-status\x00"
 
 
 def upload_key_hpke_info(collaboration_id: str, policy_hash: bytes, party: str, dataset: str) -> bytes:

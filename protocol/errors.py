@@ -8,12 +8,13 @@ live in ``host/errors.py`` so that HTTP stays out of the trusted code.
 from __future__ import annotations
 
 __all__ = [
-    "AttestationError", "AuthenticationFailed", "BudgetExhausted", "CleanroomError", "CollateralExpired",
+    "ApprovalTimeout", "AttestationError", "AuthenticationFailed", "BudgetExhausted", "CleanroomError",
+    "CollateralExpired",
     "ConflictError", "DebugEnclave", "DecryptionFailed", "EnclaveBusy", "EnclaveUnavailable", "InternalError",
     "InvalidInput", "MeasurementMismatch", "MessageTooLarge", "NotFound", "PolicyInvalid", "PolicyMismatch",
     "PolicyViolation", "ProtocolError", "QuoteInvalid", "ReplayDetected", "ReportDataMismatch",
     "RollbackDetected", "SimulationNotAllowed", "StaleNonce", "StateError", "TcbStatusNotAllowed",
-    "UnsupportedVersion", "error_class_for_code", "error_from_wire",
+    "UnsupportedVersion", "WitnessRefused", "error_class_for_code", "error_from_wire",
 ]
 
 
@@ -117,6 +118,20 @@ class StateError(CleanroomError):
 class RollbackDetected(StateError):
     code = "rollback_detected"
     default_message = "the enclave's audit head went backwards or forked"
+
+
+class ApprovalTimeout(CleanroomError):
+    """A co-signed query was not approved in time (docs/witness.md); nothing was charged."""
+
+    code = "approval_timeout"
+    default_message = "the query's approvers did not co-sign it in time"
+
+
+class WitnessRefused(StateError):
+    """A witness will not co-sign: the proposal does not extend what it signed, or overspends."""
+
+    code = "witness_refused"
+    default_message = "the witness refuses to co-sign this charge"
 
 
 class EnclaveUnavailable(CleanroomError):

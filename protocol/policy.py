@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -21,23 +22,42 @@ from protocol.policy_model import (
     Analysis,
     ColumnRef,
     Dataset,
+    DatasetRules,
     Dimension,
     Metric,
     Party,
     Policy,
     Privacy,
+    Timestamp,
 )
 from protocol.policy_reader import NUMBER, TableReader, fixed_point
+from protocol.policy_rules import dataset_rules
 from protocol.report_data import policy_hash
 from protocol.wire import MAX_UPLOADS_LIMIT
 
 __all__ = [
-    "ANALYSIS_KINDS", "COHORT_KEYS", "DEFAULT_DELTA", "MAX_IDENTIFIERS", "MODES", "Analysis", "ColumnRef",
-    "Dataset", "Dimension", "Metric", "Party", "Policy", "Privacy", "parse_policy",
+    "ANALYSIS_KINDS",
+    "COHORT_KEYS",
+    "DEFAULT_DELTA",
+    "MAX_IDENTIFIERS",
+    "MODES",
+    "WITNESS_MODES",
+    "Analysis",
+    "ColumnRef",
+    "Dataset",
+    "DatasetRules",
+    "Dimension",
+    "Metric",
+    "Party",
+    "Policy",
+    "Privacy",
+    "Timestamp",
+    "parse_policy",
 ]
 
 POLICY_FORMAT = 1
 ANALYSIS_KINDS = ("overlap", "aggregate", "reach_frequency", "attribution", "cohort_activation")
+WITNESS_MODES = ("none", "owners")  # docs/witness.md
 MODES = ("pure", "zcdp")  # pure ε-DP with discrete Laplace, or ρ-zCDP with discrete Gaussian
 COHORT_KEYS = ("public", "private")
 MAX_IDENTIFIERS = 100_000  # cohort_activation: ids per result, so a result fits one frame
@@ -59,6 +79,7 @@ def _party(r: TableReader) -> Party:
 
 def _dataset(r: TableReader, party_ids: set[str]) -> Dataset:
     name = r.name("name")
+    r.used.add("rules")  # parsed with the privacy section, whose unit it charges in
     owner = r.get("owner", str)
     if owner not in party_ids:
         raise PolicyInvalid(f"{r.path}.owner: unknown party {owner!r}")
@@ -85,7 +106,8 @@ def _dataset(r: TableReader, party_ids: set[str]) -> Dataset:
             raise PolicyInvalid(f"{m.path}: clamp too large for exact 64-bit sums")
         metrics.append(Metric(m.name("name"), scale, lo, hi))
         m.done()
-    columns = [d.name for d in dimensions] + [m.name for m in metrics]
+    timestamps = [_timestamp(t) for t in r.tables("timestamps")]
+    columns = [d.name for d in dimensions] + [m.name for m in metrics] + [t.name for t in timestamps]
     if len(set(columns)) != len(columns) or "id" in columns:
         raise PolicyInvalid(f"{r.path}: column names must be unique and not 'id'")
     dataset = Dataset(
@@ -97,9 +119,24 @@ def _dataset(r: TableReader, party_ids: set[str]) -> Dataset:
         dimensions=tuple(dimensions),
         metrics=tuple(metrics),
         max_uploads=r.positive_int("max_uploads", 1000, upper=MAX_UPLOADS_LIMIT),
+        timestamps=tuple(timestamps),
     )
     r.done()
     return dataset
+
+
+_RESOLUTIONS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def _timestamp(r: TableReader) -> Timestamp:
+    resolution = r.get("resolution", str, "second")
+    if resolution not in _RESOLUTIONS:
+        raise PolicyInvalid(f"{r.where('resolution')}: must be one of {sorted(_RESOLUTIONS)}")
+    column = Timestamp(r.name("name"), r.instant("min"), r.instant("max"), _RESOLUTIONS[resolution])
+    if not column.min < column.max:
+        raise PolicyInvalid(f"{r.path}: min must be before max")
+    r.done()
+    return column
 
 
 def _column_refs(r: TableReader, key: str, datasets: dict[str, Dataset], role: str) -> tuple[ColumnRef, ...]:
@@ -154,6 +191,7 @@ def _kind_rules(r: TableReader, kind: str, group_by: tuple[ColumnRef, ...], metr
             raise PolicyInvalid(f"{r.path}.release_own_identifiers: must be true for cohort_activation")
         extra["max_identifiers"] = r.positive_int("max_identifiers", default=MAX_IDENTIFIERS,
                                                   upper=MAX_IDENTIFIERS)
+        extra.update(_activation_limits(r, group_by, recipients[0], datasets))
     cohort_keys = r.get("cohort_keys", str, "public")
     if cohort_keys not in COHORT_KEYS:
         raise PolicyInvalid(f"{r.path}.cohort_keys: must be one of {COHORT_KEYS}")
@@ -161,6 +199,26 @@ def _kind_rules(r: TableReader, kind: str, group_by: tuple[ColumnRef, ...], metr
         raise PolicyInvalid(f"{r.path}.cohort_keys: 'private' needs group_by and is not for activation")
     extra["cohort_keys"] = cohort_keys
     return extra
+
+
+def _activation_limits(r: TableReader, group_by: tuple[ColumnRef, ...], recipient: str,
+                       datasets: dict[str, Dataset]) -> dict[str, str]:
+    """The two ways a data owner narrows the activation membership oracle (docs/privacy.md).
+
+    ``cohorts_from = "recipient"``: cohorts may use only the recipient's own dimensions, so the
+    other party's attributes never select whom to release. ``approval = "other_owners"``: every
+    other owner of a joined dataset co-signs each activation before it runs (docs/witness.md).
+    """
+    cohorts_from = r.get("cohorts_from", str, "any")
+    if cohorts_from not in ("any", "recipient"):
+        raise PolicyInvalid(f"{r.path}.cohorts_from: must be 'any' or 'recipient'")
+    if cohorts_from == "recipient" and any(datasets[ref.dataset].owner != recipient for ref in group_by):
+        raise PolicyInvalid(f"{r.path}.group_by: cohorts_from = 'recipient' allows only dimensions "
+                            f"of datasets {recipient!r} owns")
+    approval = r.get("approval", str, "none")
+    if approval not in ("none", "other_owners"):
+        raise PolicyInvalid(f"{r.path}.approval: must be 'none' or 'other_owners'")
+    return {"cohorts_from": cohorts_from, "approval": approval}
 
 
 def _analysis(r: TableReader, party_ids: set[str], datasets: dict[str, Dataset], privacy: Privacy,
@@ -199,7 +257,7 @@ def _analysis(r: TableReader, party_ids: set[str], datasets: dict[str, Dataset],
     return analysis
 
 
-def _privacy(r: TableReader, datasets: dict[str, Dataset]) -> Privacy:
+def _privacy(r: TableReader, datasets: dict[str, Dataset], party_ids: set[str]) -> Privacy:
     mode = r.get("mode", str)
     if mode not in MODES:
         raise PolicyInvalid(f"{r.path}.mode: must be 'pure' (epsilon-DP, discrete Laplace) or "
@@ -225,6 +283,10 @@ def _privacy(r: TableReader, datasets: dict[str, Dataset]) -> Privacy:
     if delta_total_max is not None and not conversion < delta_total_max < Fraction(1, 100):
         raise PolicyInvalid(f"{r.path}.delta_total_max: must be below 0.01 and above the "
                             f"conversion delta ({conversion})")
+    shares = _budget_shares(r, budget, party_ids)
+    witness = r.get("witness", str, "none")
+    if witness not in WITNESS_MODES:
+        raise PolicyInvalid(f"{r.path}.witness: must be 'none' or 'owners' (docs/witness.md)")
     refresh = r.get("refresh", str, "none")
     if refresh != "none":
         raise PolicyInvalid(f"{r.path}.refresh: only 'none' is supported (budgets never refresh)")
@@ -239,9 +301,41 @@ def _privacy(r: TableReader, datasets: dict[str, Dataset]) -> Privacy:
         delta=delta,
         refresh=refresh,
         delta_total_max=delta_total_max,
+        budget_shares=shares,
+        witness=witness,
     )
     r.done()
     return privacy
+
+
+def _budget_shares(r: TableReader, budget: dict[str, Fraction],
+                   party_ids: set[str]) -> dict[str, dict[str, Fraction]]:
+    """``[privacy.budget_shares.<dataset>]``: requester -> share; the shares fit in the budget.
+
+    Without shares every requester draws on the one pool, so one party can spend what another
+    needed; with them, a requester's queries stop at its own share.
+    """
+    if "budget_shares" not in r.table:
+        return {}
+    tables = TableReader(r.get("budget_shares", dict), f"{r.path}.budget_shares")
+    shares: dict[str, dict[str, Fraction]] = {}
+    for name in budget:
+        if name not in tables.table:
+            continue
+        reader = TableReader(tables.get(name, dict), f"{tables.path}.{name}")
+        shares[name] = {}
+        for party in sorted(reader.table):
+            if party not in party_ids:
+                raise PolicyInvalid(f"{reader.path}.{party}: not a party of the policy")
+            shares[name][party] = reader.fraction(party)
+            if shares[name][party] <= 0:
+                raise PolicyInvalid(f"{reader.path}.{party}: a share must be positive")
+        reader.done()
+        if sum(shares[name].values()) > budget[name]:
+            raise PolicyInvalid(f"{tables.path}.{name}: the shares add up to more than "
+                                f"privacy.budget.{name}")
+    tables.done()
+    return shares
 
 
 def parse_policy(raw: bytes) -> Policy:
@@ -270,7 +364,16 @@ def parse_policy(raw: bytes) -> Policy:
         raise PolicyInvalid("join.datasets: must name exactly two datasets")
     if datasets[join[0]].owner == datasets[join[1]].owner:
         raise PolicyInvalid("join.datasets: must belong to different parties")
-    privacy = _privacy(TableReader(r.get("privacy", dict), "privacy"), datasets)
+    privacy = _privacy(TableReader(r.get("privacy", dict), "privacy"), datasets, party_ids)
+    for d in r.tables("datasets"):
+        if "rules" in d.table:
+            name = d.table["name"]
+            rules = dataset_rules(TableReader(d.table["rules"], f"{d.path}.rules"), datasets[name],
+                                  party_ids, privacy.mode, set(datasets))
+            if rules.cost > privacy.per_query_max:
+                raise PolicyInvalid(f"{d.path}.rules.{privacy.unit}: exceeds "
+                                    f"privacy.{privacy.unit}_per_query_max")
+            datasets[name] = replace(datasets[name], rules=rules)
     analyses = tuple(_analysis(a, party_ids, datasets, privacy, join) for a in r.tables("analyses"))
     if len({a.id for a in analyses}) != len(analyses):
         raise PolicyInvalid("analyses: duplicate analysis id")

@@ -5,12 +5,12 @@ Read-only once parsed; field meanings are in ``policies/README.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 __all__ = [
-    "BUDGET_UNITS", "DEFAULT_DELTA", "Analysis", "ColumnRef", "Dataset", "Dimension", "Metric", "Party",
-    "Policy", "Privacy",
+    "BUDGET_UNITS", "DEFAULT_DELTA", "Analysis", "ColumnRef", "Dataset", "DatasetRules", "Dimension",
+    "Metric", "Party", "Policy", "Privacy", "Timestamp",
 ]
 
 DEFAULT_DELTA = Fraction(1, 10**9)
@@ -40,6 +40,34 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Timestamp:
+    """An event-time column: Unix seconds (UTC), clamped to [min, max] like a metric."""
+
+    name: str
+    min: int  # Unix seconds, inclusive
+    max: int
+    resolution: int  # seconds the party's client floors each value to (1, 60, 3600 or 86400)
+
+
+@dataclass(frozen=True)
+class DatasetRules:
+    """The owner's analysis rule for free-form queries (``protocol/policy_rules.py``)."""
+
+    requesters: tuple[str, ...]
+    recipients: tuple[str, ...]
+    group_by: tuple[str, ...]  # dimensions of this dataset a query may group by
+    filter_by: tuple[str, ...]  # dimensions it may filter on (IN / NOT IN declared values)
+    count_rows: bool  # COUNT(*) of this dataset's rows may be released
+    metrics: dict[str, tuple[str, ...]]  # metric -> allowed aggregates ("sum", "avg")
+    join_with: tuple[str, ...]  # datasets a query of this one must also join
+    max_window_days: int  # the longest time window a query may relate this dataset's events by
+    min_persons: int  # fewest noisy distinct persons in a released row
+    cost: Fraction  # per query, in the policy's budget unit
+    max_group_by: int
+    max_aggregates: int
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     owner: str
@@ -49,14 +77,20 @@ class Dataset:
     dimensions: tuple[Dimension, ...]
     metrics: tuple[Metric, ...]
     max_uploads: int = 1000  # committed uploads the dataset may hold at once
+    rules: DatasetRules | None = None  # None: no free-form queries touch this dataset
+    timestamps: tuple[Timestamp, ...] = ()
 
     def schema(self) -> tuple[tuple[str, str], ...]:
-        """Upload column layout: the id first, then dimensions, then metrics."""
+        """Upload column layout: the id first, then dimensions, metrics and timestamps."""
         return (
             ("id", "id"),
             *((d.name, "dimension") for d in self.dimensions),
             *((m.name, "metric") for m in self.metrics),
+            *((t.name, "timestamp") for t in self.timestamps),
         )
+
+    def timestamp(self, name: str) -> Timestamp | None:
+        return next((t for t in self.timestamps if t.name == name), None)
 
     def dimension(self, name: str) -> Dimension | None:
         return next((d for d in self.dimensions if d.name == name), None)
@@ -89,6 +123,8 @@ class Analysis:
     events: str | None = None  # reach_frequency: the dataset whose rows are the exposures
     max_frequency: int | None = None  # reach_frequency: last histogram bucket is ">= this"
     max_identifiers: int | None = None  # cohort_activation: at most this many ids per result
+    cohorts_from: str = "any"  # cohort_activation: "recipient": only the recipient's own dimensions
+    approval: str = "none"  # cohort_activation: "other_owners" co-sign each activation
 
     @property
     def cost(self) -> Fraction:
@@ -110,6 +146,10 @@ class Privacy:
     delta: Fraction = DEFAULT_DELTA  # per query: private-cohort selection and ρ -> (ε, δ)
     refresh: str = "none"
     delta_total_max: Fraction | None = None  # cap on a dataset's total δ (conversion + selections)
+    # dataset -> requester -> the part of that dataset's budget the requester's queries may spend;
+    # a dataset listed here gives nothing to a requester it does not name
+    budget_shares: dict[str, dict[str, Fraction]] = field(default_factory=dict)
+    witness: str = "none"  # "owners": every charge to a dataset is co-signed by its owner
 
     @property
     def conversion_delta(self) -> Fraction:

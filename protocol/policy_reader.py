@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -79,6 +80,20 @@ class TableReader:
         if len(set(texts)) != len(texts):
             raise PolicyInvalid(f"{self.where(key)}: duplicate entries")
         return tuple(texts)
+
+    def instant(self, key: str) -> int:
+        """An ISO 8601 date or UTC date-time (``2026-10-01``, ``2026-10-01T12:00:00Z``), in Unix
+        seconds; a time with another offset is refused rather than silently converted."""
+        text: str = self.get(key, str)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise PolicyInvalid(f"{self.where(key)}: {text!r} is not an ISO 8601 date or date-time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if moment.utcoffset() != timedelta(0):
+            raise PolicyInvalid(f"{self.where(key)}: write times in UTC (Z)")
+        return int(moment.timestamp())
 
     def done(self) -> None:
         unknown = sorted(set(self.table) - self.used)

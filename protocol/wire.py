@@ -94,7 +94,13 @@ MESSAGES: dict[str, dict[str, Field]] = {
     # Paged in acceptance order: entries after the upload id ``after``, at most ``limit``.
     "list_uploads": {"after": _f(bytes, required=False, exact_len=16), "limit": _f(int, required=False)},
     "uploads": {"uploads": _f(list, max_len=MAX_LIST_PAGE), "more": _BOOL},
-    "query": {"request": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
+    "query": {"request": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64),
+              # party -> Ed25519 signature over APPROVAL_LABEL || the charge_proposal (docs/witness.md)
+              "approvals": _f(dict, required=False, max_len=64)},
+    "approval_required": {"query_id": _BYTES32, "proposal": _f(bytes, max_len=128 * 1024),
+                          "signature": _f(bytes, exact_len=64)},
+    "budget": {},
+    "budget_status": {"status": _f(bytes, max_len=MAX_CONTROL_BYTES), "signature": _f(bytes, exact_len=64)},
     "query_result": {"query_id": _BYTES32, "results": _f(dict, max_len=64), "audit": _AUDIT},
     "delete": {"request": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64)},
     "deleted": {"receipt": _f(bytes, max_len=64 * 1024), "signature": _f(bytes, exact_len=64),
@@ -127,6 +133,9 @@ DOCUMENTS: dict[str, dict[str, Field]] = {
         "mode": _f(str, required=False, max_len=16),
         # The same key on a retry gets the receipt of the upload already committed with it.
         "idempotency_key": _f(bytes, required=False, exact_len=16),
+        # Rows the party left out as invalid (--skip-invalid), per schema column
+        # (protocol.upload.check_skipped); the receipt repeats it.
+        "skipped": _f(dict, required=False, max_len=256),
     },
     "query_request": {
         "collaboration_id": _STR,
@@ -136,6 +145,10 @@ DOCUMENTS: dict[str, dict[str, Field]] = {
         "params": _f(dict, max_len=32),
         "nonce": _f(bytes, exact_len=16),
         "issued_at": _INT,
+        # A free-form query (docs/query-language.md): the plan, with analysis "" and no params,
+        # and the SQL it was compiled from (signed, carried into the result, never executed).
+        "plan": _f(dict, required=False, max_len=8),
+        "sql": _f(str, required=False, max_len=16 * 1024),
     },
     "upload_receipt": {
         "collaboration_id": _STR,
@@ -150,6 +163,7 @@ DOCUMENTS: dict[str, dict[str, Field]] = {
         "audit_head": _HEAD,
         "idempotency_key": _f(bytes, required=False, exact_len=16),
         "replaced": _f(list, required=False, max_len=MAX_UPLOADS_LIMIT),  # upload ids deleted
+        "skipped": _f(dict, required=False, max_len=256),  # as the signed upload header said
     },
     "result": {
         "collaboration_id": _STR,
@@ -193,6 +207,31 @@ DOCUMENTS: dict[str, dict[str, Field]] = {
         "rows_deleted": _INT,
         "deleted_at": _INT,
         "simulated": _BOOL,
+        "audit_head": _HEAD,
+    },
+    # What a query would charge, on which audit head: signed by the enclave, co-signed by each
+    # approver before the enclave runs the query (docs/witness.md).
+    "charge_proposal": {
+        "collaboration_id": _STR,
+        "policy_hash": _BYTES32,
+        "query_id": _BYTES32,
+        "request": _f(bytes, max_len=64 * 1024),
+        "request_signature": _f(bytes, exact_len=64),
+        "requested_by": _STR,
+        "datasets": _f(list, max_len=64),
+        "unit": _STR,
+        "amount": _STR,
+        "delta": _STR,
+        "prev_head": _HEAD,
+        "approvers": _f(dict, max_len=64),  # party -> reasons ("witness", "activation")
+    },
+    "budget_status": {
+        "collaboration_id": _STR,
+        "policy_hash": _BYTES32,
+        "unit": _STR,
+        "created_at": _INT,
+        "simulated": _BOOL,
+        "datasets": _f(dict, max_len=64),
         "audit_head": _HEAD,
     },
     "signed": {"body": _f(bytes, max_len=MAX_CONTROL_BYTES * 64), "signature": _f(bytes, exact_len=64)},

@@ -20,8 +20,9 @@ from typing import Any
 
 from protocol.errors import PolicyViolation, ProtocolError
 from protocol.policy import Analysis, ColumnRef, Metric, Policy
+from protocol.query_plan import Plan, PlanCheck, check_plan, parse_plan
 
-__all__ = ["MAX_RELEASED_CELLS", "QueryPlan", "authorize"]
+__all__ = ["MAX_RELEASED_CELLS", "FreeformQuery", "QueryPlan", "authorize"]
 
 MAX_RELEASED_CELLS = 100_000
 _PARAMS = {"group_by", "metric", "cohort"}
@@ -43,6 +44,22 @@ class QueryPlan:
     delta: Fraction = Fraction(0)  # δ debited: private-cohort selection only
     n_cohorts: int = 1  # public shape: cohorts the group_by spans
     cohort: tuple[tuple[ColumnRef, str], ...] = ()  # cohort_activation: (column, declared value)
+
+    @property
+    def kind(self) -> str:
+        return self.analysis.kind
+
+    @property
+    def analysis_id(self) -> str:
+        return self.analysis.id
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return self.analysis.recipients
+
+    @property
+    def approval(self) -> str:
+        return self.analysis.approval
 
     def public_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"group_by": [str(ref) for ref in self.group_by]}
@@ -112,9 +129,46 @@ def _n_cohorts(policy: Policy, group_by: tuple[ColumnRef, ...]) -> int:
     return n
 
 
-def authorize(policy: Policy, request: dict[str, Any]) -> QueryPlan:
+@dataclass(frozen=True)
+class FreeformQuery:
+    """A checked free-form query plan (docs/query-language.md): its charge and recipients."""
+
+    plan: Plan
+    check: PlanCheck
+    sql: str | None
+    requested_by: str
+    kind: str = "plan"
+    analysis_id: str = ""
+    approval: str = "none"
+    delta: Fraction = Fraction(0)  # the plan's cohorts are declared values: a public shape
+
+    @property
+    def charged_datasets(self) -> tuple[str, ...]:
+        return tuple(sorted(self.plan.datasets))
+
+    @property
+    def cost(self) -> Fraction:
+        return self.check.cost
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return self.check.recipients
+
+    def public_params(self) -> dict[str, Any]:
+        return {"plan": self.plan.to_wire(), **({"sql": self.sql} if self.sql is not None else {})}
+
+
+def authorize(policy: Policy, request: dict[str, Any]) -> QueryPlan | FreeformQuery:
     if request["collaboration_id"] != policy.collaboration_id or request["policy_hash"] != policy.hash:
         raise PolicyViolation("the request was made for another collaboration or policy")
+    if "plan" in request:
+        if request["analysis"] != "" or request["params"]:
+            raise ProtocolError("a query with a plan has analysis \"\" and no params")
+        plan = parse_plan(request["plan"])
+        return FreeformQuery(plan, check_plan(policy, plan, request["party"]), request.get("sql"),
+                             request["party"])
+    if "sql" in request:
+        raise ProtocolError("sql is carried only with its plan")
     analysis = policy.analysis(request["analysis"])
     if analysis is None:
         raise PolicyViolation("the policy has no such analysis")

@@ -22,6 +22,7 @@ HANDLERS: dict[str, Callable[[Session, dict[str, Any]], Reply]] = {
     "list_uploads": Session.list_uploads,
     "query": Session.query,
     "delete": Session.delete,
+    "budget": Session.budget,
     "audit_flush": Session.audit_flush,
 }
 

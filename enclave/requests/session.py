@@ -3,7 +3,7 @@
 ``Session`` is assembled from one class per job: ``session_state.SessionCore`` (injected edges,
 the collaboration state, sealing and the audit trail), ``uploads.UploadHandlers``,
 ``queries.QueryHandlers`` and ``deletion.DeletionHandlers``; this module adds the lifecycle
-(``init``, ``health``, ``attest``, ``audit_flush``). ``dispatch.py`` maps message types to them.
+(``init``, ``health``, ``attest``, ``budget``, ``audit_flush``). ``dispatch.py`` maps message types to them.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from enclave.requests.uploads import UploadHandlers
 from enclave.state import sealing
 from enclave.state.audit import AuditLog
 from enclave.state.keys import EnclaveKeys
-from enclave.state.ledger import BudgetLedger, delta_cap
+from enclave.state.ledger import ledger_for
 from enclave.state.replay import ReplayGuard
+from protocol.crypto import BUDGET_LABEL
 from protocol.errors import ConflictError
 from protocol.policy import parse_policy
 from protocol.report_data import report_data as build_report_data
+from protocol.wire import pack_document
 
 __all__ = ["Reply", "Session"]
 
@@ -40,7 +42,7 @@ class Session(UploadHandlers, QueryHandlers, DeletionHandlers):
             keys = EnclaveKeys.generate()
             self._state = CollaborationState(
                 policy=policy, keys=keys,
-                ledger=BudgetLedger(policy.privacy.budget, delta_cap=delta_cap(policy)),
+                ledger=ledger_for(policy),
                 replay=ReplayGuard(), manifest=[], audit=AuditLog(policy.collaboration_id, keys.sign),
             )
             self._seal()
@@ -65,6 +67,16 @@ class Session(UploadHandlers, QueryHandlers, DeletionHandlers):
             "policy": state.policy.raw, "policy_hash": state.policy.hash, "nonce": nonce,
             "report_data": report_data, "quote": self._quote(report_data),
         }
+
+    def budget(self, body: dict[str, Any]) -> Reply:
+        """Every dataset's budget (and each requester's share), signed; free and read-only."""
+        state = self._require()
+        status = pack_document("budget_status", {
+            "collaboration_id": state.policy.collaboration_id, "policy_hash": state.policy.hash,
+            "unit": state.policy.privacy.unit, "created_at": self._now(), "simulated": self.simulated,
+            "datasets": state.ledger.status(), "audit_head": state.audit.head.to_wire(),
+        })
+        return "budget_status", {"status": status, "signature": state.keys.sign(BUDGET_LABEL, status)}
 
     def audit_flush(self, body: dict[str, Any]) -> Reply:
         """Entries made by a request that then failed (its error reply carries none)."""

@@ -19,7 +19,7 @@ from enclave.requests.envelope import UploadOpener
 from enclave.state import sealing
 from enclave.state.audit import AuditLog
 from enclave.state.keys import EnclaveKeys
-from enclave.state.ledger import BudgetLedger, delta_cap
+from enclave.state.ledger import BudgetLedger, ledger_for
 from enclave.state.replay import ReplayGuard
 from protocol.audit import AuditHead
 from protocol.errors import ProtocolError, StateError
@@ -110,8 +110,7 @@ class SessionCore:
         return CollaborationState(
             policy=policy,
             keys=keys,
-            ledger=BudgetLedger(policy.privacy.budget, BudgetLedger.spent_from_sealed(saved["ledger"]),
-                                delta_cap=delta_cap(policy)),
+            ledger=ledger_for(policy, saved["ledger"]),
             replay=ReplayGuard.from_sealed(saved["seen"]),
             manifest=list(saved["manifest"]),
             audit=AuditLog(policy.collaboration_id, keys.sign, AuditHead(head["seq"], head["hash"])),

@@ -23,7 +23,7 @@ from protocol.errors import (
     PolicyMismatch,
     ProtocolError,
 )
-from protocol.upload import RECORD_HEADER, upload_digest_init
+from protocol.upload import RECORD_HEADER, UploadDigest
 from protocol.wire import pack_document, unpack_document
 
 
@@ -82,9 +82,9 @@ class FakeHost(BaseHTTPRequestHandler):
             offset += 4 + n
         head = msgpack.unpackb(payloads[0], raw=False)
         header = unpack_document("upload_header", head["header"])
-        digest = upload_digest_init(head["header"], head["signature"])
+        digest = UploadDigest(head["header"], head["signature"])
         for payload in payloads[1:]:
-            digest.update(payload)
+            digest.add_chunk_hash(hashlib.sha256(payload).digest())
         receipt = pack_document("upload_receipt", {
             "collaboration_id": self.policy.collaboration_id, "policy_hash": self.policy.hash,
             "upload_id": header["upload_id"], "party": header["party"],
@@ -92,7 +92,7 @@ class FakeHost(BaseHTTPRequestHandler):
             "accepted_at": 1, "simulated": True, "audit_head": {"seq": 1, "hash": bytes(32)},
         })
         self._json(201, {"upload_id": header["upload_id"].hex(), "rows": 3,
-                         "digest": digest.hexdigest(),
+                         "digest": digest.digest().hex(),
                          "receipt": base64.b64encode(receipt).decode(),
                          "signature": base64.b64encode(
                              self.enclave.signing.sign(RECEIPT_LABEL + receipt)).decode()})

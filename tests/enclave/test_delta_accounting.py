@@ -12,8 +12,10 @@ from fractions import Fraction
 import pytest
 
 from cleanroom.audit import verify_audit_log
+from protocol.crypto import BUDGET_LABEL
 from protocol.errors import BudgetExhausted, PolicyInvalid
 from protocol.policy import parse_policy
+from protocol.wire import unpack_document
 from tests.enclave.test_analyses import ZeroGaussianNoise, _loaded, _policy
 
 ZCDP = [('mode = "pure" ', 'mode = "zcdp" '), ('epsilon_per_query_max = "1.0"', 'rho_per_query_max = "0.05"'),
@@ -64,6 +66,11 @@ def test_activation_is_recorded_as_a_non_dp_release_from_the_other_partys_data(p
                                   enclave.policy.collaboration_id)
     released = [e for e in entries if e["kind"] == "result_released"][-1]["details"]
     assert released["differentially_private"] is False and released["cohort_from"] == ["impressions"]
+    # The ledger counts it too, in the enclave-signed budget statement.
+    reply = enclave.call("budget", {})
+    enclave.verify_enclave_signature(BUDGET_LABEL, reply["status"], reply["signature"])
+    datasets = unpack_document("budget_status", reply["status"])["datasets"]
+    assert (datasets["impressions"]["non_dp_releases"], datasets["conversions"]["non_dp_releases"]) == (1, 0)
     overlap = _loaded(parties, _policy(parties))
     overlap.query(parties["advertiser"], "overlap", {"group_by": []})
     _, entries = verify_audit_log(overlap.published, overlap.ready["sig_pub"],

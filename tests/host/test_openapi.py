@@ -162,6 +162,8 @@ def test_success_responses_match_the_document(real_app: Flask, policy_bytes: byt
     result = _validate(client.post("/v1/queries", json=body), "/v1/queries", "POST", 200)
     stored = client.get(f"/v1/results/{result['query_id']}")
     assert _validate(stored, "/v1/results/{query_id}", "GET", 200) == result
+    listed = _validate(client.get("/v1/results?recipient=advertiser"), "/v1/results", "GET", 200)
+    assert [e["query_id"] for e in listed["results"]] == [result["query_id"]]
     # And the documented errors of the same paths, once each.
     _validate(client.post("/v1/queries", json=body), "/v1/queries", "POST", 409)
     _validate(client.get("/v1/results/" + "0" * 64), "/v1/results/{query_id}", "GET", 404)

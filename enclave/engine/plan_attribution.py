@@ -1,0 +1,114 @@
+"""Attributed plans (a ``window``): credit each conversion row to one exposure row, then count.
+
+For every matched row of the window's ``to`` dataset (say a conversion at time c), the exposure
+rows of the same person with c - max_days <= e <= c are its candidates; ``last_touch`` credits the
+latest, ``first_touch`` the earliest (equal times: the later, resp. earlier, code of the
+exposure's group keys). Both are one sort and one binary search: O(n log n), with no per-person
+loops, so the work depends on the row counts alone (the release deadline assumes max_rows).
+
+The credited rows are then cells like any cohort rows: a cell is the product of the group keys,
+each read from the exposure (e.g. its campaign) or the conversion (e.g. the week it happened in).
+Bounding keeps at most L0 cells per person and Linf credited rows per person and cell, so one
+person changes ``persons`` by 1, ``count`` by Linf and ``sum`` by Linf·C in at most k cells: the
+bounds of ``protocol/query_plan.py``, whose derivation covers this case unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from enclave.engine.aggregation import aggregate
+from enclave.engine.bounding import RandomBytes, bound_contributions
+from enclave.engine.columns import ColumnarTable
+from enclave.engine.plan_columns import clamped_times, group_codes, key_codes
+from protocol.errors import InvalidInput
+from protocol.policy import Policy
+from protocol.query_plan import Plan, PlanCheck
+
+__all__ = ["attributed_values"]
+
+_DAY = 86_400
+
+
+def _credited(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
+              row_person: dict[str, np.ndarray], n_persons: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (into the tables) of each credited conversion row and of the exposure row it goes to."""
+    window = plan.window
+    assert window is not None
+    start, end = window.start, window.end
+    exposure_rows = np.flatnonzero(row_person[start.dataset] >= 0)
+    conversion_rows = np.flatnonzero(row_person[end.dataset] >= 0)
+    if len(exposure_rows) == 0 or len(conversion_rows) == 0:
+        return conversion_rows[:0], exposure_rows[:0]
+    e_person = row_person[start.dataset][exposure_rows]
+    e_time = clamped_times(policy, tables[start.dataset], start)[exposure_rows]
+    c_person = row_person[end.dataset][conversion_rows]
+    c_time = clamped_times(policy, tables[end.dataset], end)[conversion_rows]
+    span = window.max_days * _DAY
+    tie, _ = group_codes([key_codes(policy, tables[start.dataset], key, exposure_rows)
+                          for key in plan.group_by if key.column.dataset == start.dataset] or
+                         [(np.zeros(len(exposure_rows), dtype=np.int64), 1)])
+    order = np.lexsort((tie, e_time, e_person))  # by person, then time, then tie-break code
+    e_person, e_time = e_person[order], e_time[order]
+    # One int64 key per (person, time): the person in the high bits, the time offset below.
+    base = min(int(e_time.min(initial=0)), int(c_time.min(initial=0))) - span
+    time_bits = (max(int(e_time.max(initial=0)), int(c_time.max(initial=0))) - base + 1).bit_length()
+    if time_bits + max(n_persons, 1).bit_length() > 62:
+        raise InvalidInput("the timestamp range is too wide for this many persons")
+    keys = (e_person << time_bits) | (e_time - base)
+    if window.model == "last_touch":
+        at = np.searchsorted(keys, (c_person << time_bits) | (c_time - base), side="right") - 1
+        found = at >= 0
+        at = np.maximum(at, 0)
+        found &= e_person[at] == c_person
+        found &= c_time - e_time[at] <= span
+    else:
+        at = np.searchsorted(keys, (c_person << time_bits) | (c_time - span - base), side="left")
+        found = at < len(keys)
+        at = np.minimum(at, len(keys) - 1)
+        found &= e_person[at] == c_person
+        found &= e_time[at] <= c_time
+    return conversion_rows[found], exposure_rows[order[at[found]]]
+
+
+def attributed_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],
+                      row_person: dict[str, np.ndarray], n_persons: int, random_bytes: RandomBytes,
+                      join_key: bytes) -> dict[str, np.ndarray]:
+    """Exact int64 value per cell of every statistic of an attributed plan."""
+    window = plan.window
+    assert window is not None
+    conversions, exposures = _credited(plan, policy, tables, row_person, n_persons)
+    end = window.end.dataset
+    person = row_person[end][conversions]
+    columns = [key_codes(policy, tables[key.column.dataset], key,
+                         exposures if key.column.dataset == window.start.dataset else conversions)
+               for key in plan.group_by]
+    if columns:
+        cells, n = group_codes(columns)
+    else:
+        cells, n = np.zeros(len(conversions), dtype=np.int64), 1
+    privacy = policy.privacy
+    keep = bound_contributions(person, cells, n_persons,
+                               max_cohorts_per_user=privacy.max_cohorts_per_user,
+                               max_rows_per_user_per_cohort=privacy.max_rows_per_user,
+                               random_bytes=random_bytes, n_cohorts=n,
+                               row_tag=tables[end].join_keys(join_key)[conversions])
+    counts = aggregate(person, cells, n, None, keep)
+    out: dict[str, np.ndarray] = {}
+    for statistic in check.statistics:
+        kind, _, arg = statistic.name.partition(":")
+        if kind == "persons":
+            out[statistic.name] = counts.users
+        elif kind == "count":
+            out[statistic.name] = counts.rows
+        else:
+            dataset, column = arg.split(".")
+            spec = policy.dataset(dataset)
+            metric = spec.metric(column) if spec else None
+            assert metric is not None, "check_plan checked every metric"
+            values = np.clip(tables[dataset].column(column)[conversions], metric.min, metric.max)
+            sums = np.zeros(n, dtype=np.int64)
+            np.add.at(sums, cells[keep], values[keep].astype(np.int64))
+            out[statistic.name] = sums
+    return out
+

@@ -1,0 +1,101 @@
+"""A plan's columns on the NumPy core: WHERE masks, group-key codes and labels, clamped times.
+
+Dimensions are codes into the policy's declared values; a timestamp is Unix seconds, clamped to
+its declared [min, max] before it is compared or bucketed (as a metric is clamped before it is
+summed), so no uploaded value can move a row outside the public set of buckets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from enclave.engine.cohorts import cohort_codes
+from enclave.engine.columns import ColumnarTable
+from protocol.policy import ColumnRef, Dimension, Policy, Timestamp
+from protocol.query_plan import GroupKey, Plan
+from protocol.time_buckets import bucket_range, bucket_start
+
+__all__ = ["clamped_times", "group_codes", "group_labels", "key_codes", "row_masks"]
+
+_DAY = 86_400
+_WEEK_SHIFT = 3  # as protocol/time_buckets.py: weeks start on Monday
+
+
+def _dimension(policy: Policy, ref: ColumnRef) -> Dimension:
+    dataset = policy.dataset(ref.dataset)
+    dimension = dataset.dimension(ref.column) if dataset else None
+    assert dimension is not None, "check_plan checked every column"
+    return dimension
+
+
+def _timestamp(policy: Policy, ref: ColumnRef) -> Timestamp:
+    dataset = policy.dataset(ref.dataset)
+    column = dataset.timestamp(ref.column) if dataset else None
+    assert column is not None, "check_plan checked every column"
+    return column
+
+
+def clamped_times(policy: Policy, table: ColumnarTable, ref: ColumnRef) -> np.ndarray:
+    """The timestamp column as int64 Unix seconds, clamped to its declared range."""
+    column = _timestamp(policy, ref)
+    out: np.ndarray = np.clip(table.column(ref.column), column.min, column.max).astype(np.int64, copy=False)
+    return out
+
+
+def _buckets(seconds: np.ndarray, trunc: str) -> np.ndarray:
+    days = seconds // _DAY
+    if trunc == "day":
+        return days
+    if trunc == "week":
+        return (days + _WEEK_SHIFT) // 7
+    return seconds.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
+
+
+def row_masks(plan: Plan, policy: Policy,
+              tables: dict[str, ColumnarTable]) -> dict[str, np.ndarray | None]:
+    """Per dataset, the rows ``WHERE`` keeps (None: all of them)."""
+    masks: dict[str, np.ndarray | None] = dict.fromkeys(plan.datasets)
+    for predicate in plan.where:
+        ref, table = predicate.column, tables[predicate.column.dataset]
+        if predicate.op in ("in", "not_in"):
+            values = _dimension(policy, ref).values
+            wanted = np.zeros(len(values), dtype=bool)
+            wanted[[values.index(str(v)) for v in predicate.values]] = True
+            rows = (wanted if predicate.op == "in" else ~wanted)[table.column(ref.column)]
+        else:
+            seconds, bound = clamped_times(policy, table, ref), int(predicate.values[0])
+            rows = {"ge": seconds >= bound, "gt": seconds > bound, "le": seconds <= bound,
+                    "lt": seconds < bound}[predicate.op]
+        current = masks[ref.dataset]
+        masks[ref.dataset] = rows if current is None else current & rows
+    return masks
+
+
+def key_codes(policy: Policy, table: ColumnarTable, key: GroupKey,
+              rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """One group key's code for the selected ``rows`` of ``table``, and how many codes it has."""
+    if key.trunc is None:
+        size = len(_dimension(policy, key.column).values)
+        return table.column(key.column.column)[rows].astype(np.int64), size
+    first, count = bucket_range(_timestamp(policy, key.column), key.trunc)
+    return _buckets(clamped_times(policy, table, key.column)[rows], key.trunc) - first, count
+
+
+def group_codes(columns: Sequence[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
+    """Mixed-radix cell codes (first key most significant) of per-key codes and their sizes."""
+    return cohort_codes([codes for codes, _ in columns], [size for _, size in columns])
+
+
+def group_labels(policy: Policy, keys: Sequence[GroupKey]) -> list[list[str]]:
+    """Every cell's labels in the order of ``group_codes``: declared values, or bucket start dates."""
+    labels: list[list[str]] = [[]]
+    for key in keys:
+        if key.trunc is None:
+            values = list(_dimension(policy, key.column).values)
+        else:
+            first, count = bucket_range(_timestamp(policy, key.column), key.trunc)
+            values = [bucket_start(first + i, key.trunc) for i in range(count)]
+        labels = [[*prefix, value] for prefix in labels for value in values]
+    return labels

@@ -1,0 +1,276 @@
+"""Run a checked free-form query plan (docs/query-language.md) on the NumPy core.
+
+The order is ``analyses.run_query``'s, for the same reasons: the statistics and their exact noise
+parameters come from ``protocol.query_plan.check_plan`` without data; the overflow bound is proven
+and every cell's noise drawn before a row is read; the result leaves at a deadline of the public
+shape. Then:
+
+1. ``WHERE``: a mask per dataset from the dimension codes (declared values only);
+2. the join of the masked rows on the person (keyed join keys, ``join.match_users``);
+3. ``GROUP BY``: cohort codes of the cohort dataset's matched rows, bounded to L0 cohorts and Linf
+   rows per person and cohort (``bounding.bound_contributions``);
+4. per cohort: distinct persons; the cohort dataset's own kept rows (row-level ``COUNT``/``SUM``);
+   for another dataset, each person's value over at most Linf of its rows, once per cohort the
+   person is in (person-level). The derivation of what one person can change is next to the
+   statistics, in ``protocol/query_plan.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from enclave.engine.aggregation import aggregate, check_no_overflow
+from enclave.engine.analyses import NoiseSource, Release
+from enclave.engine.bounding import RandomBytes, bound_contributions
+from enclave.engine.cohorts import Selection, fixed_point_text
+from enclave.engine.columns import ColumnarTable
+from enclave.engine.join import match_users, unit_codes
+from enclave.engine.plan_attribution import attributed_values
+from enclave.engine.plan_columns import group_codes, group_labels, key_codes, row_masks
+from enclave.engine.release_timing import release_deadline, wait_for_release
+from protocol.policy import ColumnRef, Metric, Policy
+from protocol.privacy.accounting import MECHANISMS, Calibrated, bun_steinke_epsilon, calibrate, decimal_text
+from protocol.query_plan import Plan, PlanCheck
+
+__all__ = ["run_plan"]
+
+
+def _draw(noise: NoiseSource, c: Calibrated) -> list[int]:
+    if c.mechanism == "discrete_laplace":
+        return noise.laplace(c.scale, c.statistic.length)
+    return noise.gaussian(c.scale, c.statistic.length)
+
+
+def _metric(policy: Policy, ref: ColumnRef) -> Metric:
+    dataset = policy.dataset(ref.dataset)
+    metric = dataset.metric(ref.column) if dataset else None
+    assert metric is not None, "check_plan checked every metric"
+    return metric
+
+
+def _ref(text: str) -> ColumnRef:
+    dataset, column = text.split(".")
+    return ColumnRef(dataset, column)
+
+
+def run_plan(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],
+             noise: NoiseSource, random_bytes: RandomBytes, *, join_key: bytes,
+             clock: Callable[[], float], sleep: Callable[[float], None]) -> Release:
+    """Run a plan ``check_plan`` accepted; the ledger must already have been charged."""
+    started = clock()
+    calibrated = calibrate(list(check.statistics), policy.privacy.mode, check.cost)
+    max_rows = sum(d.max_rows for d in policy.datasets if d.name in plan.datasets)
+    try:
+        for c in calibrated:
+            if c.statistic.name.startswith("sum:"):
+                ref = _ref(c.statistic.name[4:])
+                metric, dataset = _metric(policy, ref), policy.dataset(ref.dataset)
+                assert dataset is not None
+                check_no_overflow(dataset.max_rows, metric.min, metric.max)
+        noisy = {c.statistic.name: _draw(noise, c) for c in calibrated}  # before any data
+        true = _true_values(plan, check, policy, tables, random_bytes, join_key)
+        columns, rows, suppressed = _release(plan, check, policy, true, noisy)
+    finally:
+        wait_for_release(started, release_deadline(sum(c.statistic.length for c in calibrated),
+                                                    max_rows, "aggregate"), clock=clock, sleep=sleep)
+    return Release(columns, rows, _metadata(plan, check, policy, calibrated, noise, suppressed))
+
+
+def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
+             join_key: bytes) -> tuple[dict[str, np.ndarray], int]:
+    """Each dataset's row -> matched person code (-1: filtered out or not on the other side)."""
+    masks = row_masks(plan, policy, tables)
+    left, right = policy.join  # check_plan: the plan joins exactly these two
+    sides = []
+    for name in (left, right):
+        ids, tags = tables[name].ids, tables[name].join_keys(join_key)
+        mask = masks[name]
+        sides.append((ids, tags) if mask is None else (ids[mask], tags[mask]))
+    match = match_users(sides[0][0], sides[1][0], sides[0][1], sides[1][1])
+    out = {}
+    for name, users in ((left, match.left_user), (right, match.right_user)):
+        mask = masks[name]
+        if mask is None:
+            out[name] = users
+        else:
+            full = np.full(tables[name].rows, -1, dtype=np.int64)
+            full[mask] = users
+            out[name] = full
+    return out, match.n_matched
+
+
+def _per_person(users: np.ndarray, values: np.ndarray, n_persons: int, linf: int, tags: np.ndarray,
+                random_bytes: RandomBytes) -> tuple[np.ndarray, np.ndarray]:
+    """Each person's kept row count and value total over at most Linf uniformly chosen rows."""
+    keep = bound_contributions(users, np.zeros(len(users), dtype=np.int64), n_persons,
+                               max_cohorts_per_user=1, max_rows_per_user_per_cohort=linf,
+                               random_bytes=random_bytes, n_cohorts=1, row_tag=tags)
+    count = np.bincount(users[keep], minlength=n_persons).astype(np.int64, copy=False)
+    total = np.zeros(n_persons, dtype=np.int64)
+    np.add.at(total, users[keep], values[keep])
+    return count, total
+
+
+def _dataset_persons(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable], name: str,
+                     random_bytes: RandomBytes, join_key: bytes, n: int) -> np.ndarray:
+    """Distinct persons of one dataset per cohort, matched or not (WHERE applies), each in at
+    most L0 cohorts: the exposed persons of a lift."""
+    table, mask = tables[name], row_masks(plan, policy, tables)[name]
+    rows = np.ones(table.rows, dtype=bool) if mask is None else mask
+    units, n_units = unit_codes(table.ids[rows])
+    if not plan.group_by:
+        return np.array([n_units], dtype=np.int64)
+    cohorts, _ = group_codes([key_codes(policy, table, key, rows) for key in plan.group_by])
+    keep = bound_contributions(units, cohorts, n_units,
+                               max_cohorts_per_user=policy.privacy.max_cohorts_per_user,
+                               max_rows_per_user_per_cohort=1, random_bytes=random_bytes, n_cohorts=n,
+                               row_tag=table.join_keys(join_key)[rows])
+    return aggregate(units, cohorts, n, None, keep).users
+
+
+def _true_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],
+                 random_bytes: RandomBytes, join_key: bytes) -> dict[str, np.ndarray]:
+    """Exact int64 value per cohort of every statistic of the plan."""
+    privacy, n = policy.privacy, check.n_cohorts
+    row_person, n_persons = _matched(plan, policy, tables, join_key)
+    if plan.window is not None:
+        return attributed_values(plan, check, policy, tables, row_person, n_persons, random_bytes, join_key)
+    group = check.group_dataset
+    users = cohorts = np.zeros(0, dtype=np.int64)
+    keep = np.zeros(0, dtype=bool)
+    sel = np.zeros(0, dtype=bool)
+    if group is not None:
+        person = row_person[group]
+        sel = person >= 0
+        cohorts, _ = group_codes([key_codes(policy, tables[group], key, sel) for key in plan.group_by])
+        users = person[sel]
+        keep = bound_contributions(users, cohorts, n_persons,
+                                   max_cohorts_per_user=privacy.max_cohorts_per_user,
+                                   max_rows_per_user_per_cohort=privacy.max_rows_per_user,
+                                   random_bytes=random_bytes, n_cohorts=n,
+                                   row_tag=tables[group].join_keys(join_key)[sel])
+    out: dict[str, np.ndarray] = {}
+    for statistic in check.statistics:
+        kind, _, arg = statistic.name.partition(":")
+        dataset = arg.split(".")[0]
+        if kind == "persons":
+            out[statistic.name] = (
+                _dataset_persons(plan, policy, tables, arg, random_bytes, join_key, n) if arg
+                else aggregate(users, cohorts, n, None, keep).users if group is not None
+                else np.array([n_persons], dtype=np.int64))
+            continue
+        metric = _metric(policy, _ref(arg)) if kind == "sum" else None
+        column = tables[dataset].column(arg.split(".")[1]) if metric is not None else None
+        if dataset == group:  # the cohort dataset's own kept rows: row-level
+            if metric is None:
+                out[statistic.name] = aggregate(users, cohorts, n, None, keep).rows
+            else:
+                assert column is not None
+                values = np.clip(column[sel], metric.min, metric.max).astype(np.int64)
+                sums = np.zeros(n, dtype=np.int64)
+                np.add.at(sums, cohorts[keep], values[keep])
+                out[statistic.name] = sums
+            continue
+        # another dataset's rows: each person's bounded value, once per cohort the person is in
+        person = row_person[dataset]
+        rows = person >= 0
+        values = (np.ones(int(rows.sum()), dtype=np.int64) if column is None or metric is None
+                  else np.clip(column[rows], metric.min, metric.max).astype(np.int64))
+        count, total = _per_person(person[rows], values, n_persons, privacy.max_rows_per_user,
+                                   tables[dataset].join_keys(join_key)[rows], random_bytes)
+        value = count if metric is None else total
+        if group is None:
+            out[statistic.name] = np.array([int(value.sum())], dtype=np.int64)
+        else:
+            per_cohort = aggregate(users, cohorts, n, value, keep).metric_sum
+            assert per_cohort is not None, "a per-person value was given"
+            out[statistic.name] = per_cohort
+    return out
+
+
+def _release(plan: Plan, check: PlanCheck, policy: Policy, true: dict[str, np.ndarray],
+             noisy: dict[str, list[int]]) -> tuple[list[str], list[list[Any]], int]:
+    """Noised cells, the release gate on noisy persons, and the output rows in plan order."""
+    labels = group_labels(policy, plan.group_by)
+    selection = Selection(check.min_persons, None)
+    gate_selected = any(a.fn == "count_distinct" and a.arg == "person" for a in plan.select)
+    columns = [key.alias for key in plan.group_by] + [a.alias for a in plan.select]
+    if not gate_selected:
+        columns.append("persons")
+    rows, suppressed = [], 0
+    for cell, label in enumerate(labels):
+        noised = {name: int(values[cell]) + noisy[name][cell] for name, values in true.items()}
+        persons = max(0, noised["persons"])
+        if not selection.releases(persons):
+            suppressed += 1
+            continue
+        row: list[Any] = list(label)
+        for a in plan.select:
+            if a.fn == "count_distinct":
+                row.append(persons if a.arg == "person"
+                           else max(0, noised[f"persons:{a.arg.split('.')[0]}"]))
+            elif a.fn == "count":
+                row.append(max(0, noised[f"count:{a.arg}"]))
+            else:
+                scale = _metric(policy, _ref(a.arg)).scale
+                total = Fraction(noised[f"sum:{a.arg}"], 10**scale)
+                if a.fn == "avg":
+                    total /= max(1, noised[f"count:{a.arg.split('.')[0]}"])
+                row.append(fixed_point_text(total, scale))
+        if not gate_selected:
+            row.append(persons)
+        rows.append(row)
+    return columns, rows, suppressed
+
+
+def _metadata(plan: Plan, check: PlanCheck, policy: Policy, calibrated: list[Calibrated],
+              noise: NoiseSource, suppressed: int) -> dict[str, Any]:
+    privacy = policy.privacy
+    unit = privacy.unit
+    meta: dict[str, Any] = {
+        "mechanism": MECHANISMS[privacy.mode], "noise_source": noise.mechanism, "accounting": privacy.mode,
+        "delta_charged": "0", "delta_total": str(privacy.conversion_delta),
+        f"{unit}_charged": str(check.cost),
+        f"{unit}_per_statistic": {c.statistic.name: str(c.share) for c in calibrated},
+        "min_persons": check.min_persons, "cohorts_total": check.n_cohorts, "suppressed_cohorts": suppressed,
+        "contribution_bounds": {"max_cohorts_per_user": privacy.max_cohorts_per_user,
+                                "max_rows_per_user": privacy.max_rows_per_user},
+        # which released column each noisy vector feeds (avg: sum / count)
+        "column_statistics": _column_statistics(plan),
+        "clamps": {}, "fixed_point_scale": {},
+    }
+    key = "noise_scale" if privacy.mode == "pure" else "noise_sigma2"
+    meta[key] = {c.statistic.name: str(c.scale) for c in calibrated}
+    if privacy.mode == "pure":
+        meta["sensitivity"] = {c.statistic.name: c.statistic.l1 for c in calibrated}
+    else:  # the (ε, δ) this query alone amounts to, as an upper bound (Bun–Steinke)
+        meta["epsilon_charged"] = decimal_text(bun_steinke_epsilon(check.cost, privacy.delta))
+        meta["epsilon_at_delta"] = str(privacy.delta)
+        meta["sensitivity_l2_squared"] = {c.statistic.name: c.statistic.l2_sq for c in calibrated}
+    for c in calibrated:
+        if c.statistic.name.startswith("sum:"):
+            metric = _metric(policy, _ref(c.statistic.name[4:]))
+            meta["clamps"][c.statistic.name[4:]] = [str(Fraction(metric.min, 10**metric.scale)),
+                                                    str(Fraction(metric.max, 10**metric.scale))]
+            meta["fixed_point_scale"][c.statistic.name[4:]] = metric.scale
+    return meta
+
+
+def _column_statistics(plan: Plan) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for a in plan.select:
+        if a.fn == "count_distinct":
+            out[a.alias] = ["persons" if a.arg == "person" else f"persons:{a.arg.split('.')[0]}"]
+        elif a.fn == "count":
+            out[a.alias] = [f"count:{a.arg}"]
+        elif a.fn == "sum":
+            out[a.alias] = [f"sum:{a.arg}"]
+        else:
+            out[a.alias] = [f"sum:{a.arg}", f"count:{a.arg.split('.')[0]}"]
+    if not any(a.fn == "count_distinct" and a.arg == "person" for a in plan.select):
+        out["persons"] = ["persons"]
+    return out

@@ -1,0 +1,352 @@
+"""The query plan: what an analyst's SQL compiles to, how it is checked, and what it costs.
+
+The party's client parses SQL (``cleanroom/sql/``) into this plan and signs it; integrators may
+send plans directly. The enclave parses it again here, checks it against every touched dataset's
+rule before reading any data, and derives each released vector's sensitivity from the plan and
+the policy's contribution bounds alone, so the party's ``--explain`` runs the same arithmetic.
+Format and semantics: docs/query-language.md.
+
+Plan v1 (a msgpack map; field order does not matter, the request's canonical encoding fixes it)::
+
+    {"v": 1,
+     "datasets": ["impressions", "conversions"],               # joined on the person
+     "where": [{"column": "impressions.region", "op": "in", "values": ["north"]}],
+     "group_by": ["impressions.campaign",                      # dimensions, or time buckets
+                  {"column": "conversions.ts", "trunc": "week", "as": "week"}],
+     "window": {"from": "impressions.ts", "to": "conversions.ts",   # optional: attribution
+                "max_days": 7, "model": "last_touch"},
+     "select": [{"fn": "count_distinct", "arg": "person", "as": "users"},
+                {"fn": "count", "arg": "conversions", "as": "conversions"},
+                {"fn": "sum", "arg": "conversions.value", "as": "revenue"}]}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from protocol.errors import PolicyViolation, ProtocolError
+from protocol.policy import ColumnRef, DatasetRules, Policy, Timestamp
+from protocol.privacy.accounting import Statistic
+from protocol.time_buckets import TRUNCS, bucket_range
+
+__all__ = [
+    "MAX_PLAN_CELLS", "MODELS", "PLAN_VERSION", "Aggregate", "GroupKey", "Plan", "PlanCheck", "Predicate",
+    "Window", "check_plan", "parse_plan",
+]
+
+PLAN_VERSION = 1
+MAX_PLAN_CELLS = 100_000
+FUNCTIONS = ("count_distinct", "count", "sum", "avg")
+OPERATORS = ("in", "not_in")  # on dimensions, with declared values
+COMPARISONS = ("ge", "gt", "le", "lt")  # on timestamps, with one Unix time
+MODELS = ("last_touch", "first_touch")
+_ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_FIELDS = {"v", "datasets", "where", "group_by", "select", "window"}
+_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Predicate:
+    column: ColumnRef
+    op: str  # "in" / "not_in" (dimension values) or "ge" / "gt" / "le" / "lt" (a timestamp)
+    values: tuple[str, ...] | tuple[int]
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    column: ColumnRef
+    trunc: str | None  # None: a dimension; else a timestamp's DATE_TRUNC unit
+    alias: str  # the output column's name
+
+    def to_wire(self) -> str | dict[str, str]:
+        if self.trunc is None and self.alias == self.column.column:
+            return str(self.column)
+        return {"column": str(self.column), "trunc": self.trunc or "", "as": self.alias}
+
+
+@dataclass(frozen=True)
+class Window:
+    """Attribution: each row of ``end``'s dataset is credited to a row of ``start``'s dataset of
+    the same person with 0 <= end - start <= ``max_days`` (the latest one for ``last_touch``, the
+    earliest for ``first_touch``; ties go to the later, resp. earlier, declared cohort value)."""
+
+    start: ColumnRef
+    end: ColumnRef
+    max_days: int
+    model: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"from": str(self.start), "to": str(self.end), "max_days": self.max_days, "model": self.model}
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    fn: str  # count_distinct (arg "person"), count (arg a dataset), sum / avg (arg "dataset.metric")
+    arg: str
+    alias: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    datasets: tuple[str, ...]
+    where: tuple[Predicate, ...]
+    group_by: tuple[GroupKey, ...]
+    select: tuple[Aggregate, ...]
+    window: Window | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"v": PLAN_VERSION, "datasets": list(self.datasets),
+                "where": [{"column": str(p.column), "op": p.op, "values": list(p.values)}
+                          for p in self.where],
+                "group_by": [key.to_wire() for key in self.group_by],
+                "select": [{"fn": a.fn, "arg": a.arg, "as": a.alias} for a in self.select],
+                **({"window": self.window.to_wire()} if self.window is not None else {})}
+
+
+def _ref(text: object, where: str) -> ColumnRef:
+    if not isinstance(text, str) or text.count(".") != 1:
+        raise ProtocolError(f"plan {where}: expected 'dataset.column'")
+    dataset, column = text.split(".")
+    return ColumnRef(dataset, column)
+
+
+def _list(doc: dict[str, Any], key: str, limit: int) -> list[Any]:
+    value = doc.get(key, [])
+    if not isinstance(value, list) or len(value) > limit:
+        raise ProtocolError(f"plan {key}: expected a list of at most {limit} items")
+    return value
+
+
+def parse_plan(doc: object) -> Plan:
+    """The plan's structure (``ProtocolError``); whether the policy allows it is ``check_plan``."""
+    if not isinstance(doc, dict) or set(doc) - _FIELDS or doc.get("v") != PLAN_VERSION:
+        raise ProtocolError(f"plan: expected a map with v = {PLAN_VERSION} and only {sorted(_FIELDS)}")
+    datasets = _list(doc, "datasets", 8)
+    if not datasets or not all(isinstance(d, str) for d in datasets) or len(set(datasets)) != len(datasets):
+        raise ProtocolError("plan datasets: expected distinct dataset names")
+    where = []
+    for item in _list(doc, "where", 32):
+        if not isinstance(item, dict) or set(item) != {"column", "op", "values"}:
+            raise ProtocolError("plan where: each predicate is {column, op, values}")
+        values = item["values"]
+        if item["op"] in COMPARISONS:
+            if (not isinstance(values, list) or len(values) != 1 or not isinstance(values[0], int)
+                    or isinstance(values[0], bool)):
+                raise ProtocolError(f"plan where: {item['op']} takes one Unix time")
+            where.append(Predicate(_ref(item["column"], "where"), item["op"], (values[0],)))
+            continue
+        if (item["op"] not in OPERATORS or not isinstance(values, list) or not values
+                or not all(isinstance(v, str) for v in values) or len(values) > 1024):
+            raise ProtocolError(f"plan where: op must be one of {OPERATORS + COMPARISONS}; in and not_in "
+                                "take 1..1024 string values")
+        where.append(Predicate(_ref(item["column"], "where"), item["op"], tuple(sorted(set(values)))))
+    group_by = tuple(_group_key(item) for item in _list(doc, "group_by", 8))
+    select = []
+    for item in _list(doc, "select", 32):
+        if not isinstance(item, dict) or set(item) != {"fn", "arg", "as"}:
+            raise ProtocolError("plan select: each aggregate is {fn, arg, as}")
+        if item["fn"] not in FUNCTIONS or not isinstance(item["arg"], str):
+            raise ProtocolError(f"plan select: fn must be one of {FUNCTIONS}")
+        if not isinstance(item["as"], str) or not _ALIAS.match(item["as"]):
+            raise ProtocolError("plan select: 'as' must be a lower-case name")
+        select.append(Aggregate(item["fn"], item["arg"], item["as"]))
+    if not select:
+        raise ProtocolError("plan select: at least one aggregate")
+    names = [key.alias for key in group_by] + [a.alias for a in select]
+    if len(set(names)) != len(names):
+        raise ProtocolError("plan: output column names must be distinct")
+    return Plan(tuple(datasets), tuple(where), group_by, tuple(select), _window(doc.get("window")))
+
+
+def _group_key(item: object) -> GroupKey:
+    if isinstance(item, str):
+        ref = _ref(item, "group_by")
+        return GroupKey(ref, None, ref.column)
+    if not isinstance(item, dict) or set(item) != {"column", "trunc", "as"} or item["trunc"] not in TRUNCS:
+        raise ProtocolError(f"plan group_by: 'dataset.column' or {{column, trunc in {TRUNCS}, as}}")
+    if not isinstance(item["as"], str) or not _ALIAS.match(item["as"]):
+        raise ProtocolError("plan group_by: 'as' must be a lower-case name")
+    return GroupKey(_ref(item["column"], "group_by"), item["trunc"], item["as"])
+
+
+def _window(item: object) -> Window | None:
+    if item is None:
+        return None
+    if not isinstance(item, dict) or set(item) != {"from", "to", "max_days", "model"}:
+        raise ProtocolError("plan window: {from, to, max_days, model}")
+    days = item["max_days"]
+    if (not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 366
+            or item["model"] not in MODELS):
+        raise ProtocolError(f"plan window: max_days 0..366 and model one of {MODELS}")
+    return Window(_ref(item["from"], "window"), _ref(item["to"], "window"), days, item["model"])
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    """What the checked plan releases and costs: fixed before any data is read."""
+
+    requester: str
+    recipients: tuple[str, ...]
+    cost: Fraction  # charged to every dataset of the plan
+    min_persons: int
+    group_dataset: str | None  # the cohort dataset (None: no GROUP BY, or an attributed query)
+    n_cohorts: int
+    statistics: tuple[Statistic, ...]  # "persons" first; then one per distinct count / sum
+
+
+def _deny(clause: str, rule: str) -> PolicyViolation:
+    return PolicyViolation(f"{clause}: {rule}")
+
+
+def check_plan(policy: Policy, plan: Plan, requester: str) -> PlanCheck:
+    """Check ``plan`` against every touched dataset's rule; the most restrictive rule wins."""
+    rules = {}
+    for name in plan.datasets:
+        dataset = policy.dataset(name)
+        if dataset is None:
+            raise _deny(f"FROM {name}", "the policy has no such dataset")
+        if dataset.rules is None:
+            raise _deny(f"FROM {name}", f"the owner of {name} allows no free-form queries (no rules)")
+        rules[name] = dataset.rules
+    if set(plan.datasets) != set(policy.join):
+        raise _deny("FROM", f"a query must join exactly the datasets {' and '.join(policy.join)}")
+    for name, rule in rules.items():
+        if requester not in rule.requesters:
+            raise _deny(f"FROM {name}", f"party {requester!r} may not query {name}")
+        missing = sorted(set(rule.join_with) - set(plan.datasets))
+        if missing:
+            raise _deny(f"FROM {name}", f"{name} must be joined with {', '.join(missing)}")
+    recipients = tuple(p.id for p in policy.parties if all(p.id in r.recipients for r in rules.values()))
+    if requester not in recipients:
+        raise _deny("query", f"the rules would send the result to {list(recipients)}, not to {requester!r}")
+    for predicate in plan.where:
+        allowed = rules.get(predicate.column.dataset)
+        if allowed is None or predicate.column.column not in allowed.filter_by:
+            raise _deny(f"WHERE {predicate.column}", "the owner's rule does not allow filtering on it")
+        if predicate.op in COMPARISONS:
+            _timestamp(policy, predicate.column, "WHERE")
+            continue
+        declared = _dimension(policy, predicate.column, "WHERE")
+        undeclared = sorted(set(map(str, predicate.values)) - set(declared))
+        if undeclared:
+            raise _deny(f"WHERE {predicate.column}", f"{undeclared[0]!r} is not a declared value")
+    _check_window(policy, plan, rules)
+    n_cohorts, group_dataset = 1, None
+    for key in plan.group_by:
+        if key.trunc is None:
+            n_cohorts *= len(_dimension(policy, key.column, "GROUP BY"))
+        else:
+            n_cohorts *= bucket_range(_timestamp(policy, key.column, "GROUP BY"), key.trunc)[1]
+        if key.column.dataset not in rules or key.column.column not in rules[key.column.dataset].group_by:
+            raise _deny(f"GROUP BY {key.column}", "the owner's rule does not allow grouping by it")
+    if plan.group_by:
+        datasets = {key.column.dataset for key in plan.group_by}
+        if plan.window is None:  # without attribution a cohort is one dataset's rows
+            if len(datasets) != 1:
+                raise _deny("GROUP BY", "columns must come from one dataset (or relate the datasets "
+                                        "by a time window)")
+            group_dataset = next(iter(datasets))
+        if len(plan.group_by) > min(r.max_group_by for r in rules.values()):
+            raise _deny("GROUP BY", "more columns than the rules allow")
+    if n_cohorts > MAX_PLAN_CELLS:
+        raise _deny("GROUP BY", f"the query would release {n_cohorts:,} rows, more than {MAX_PLAN_CELLS:,}")
+    if len(plan.select) > min(r.max_aggregates for r in rules.values()):
+        raise _deny("SELECT", "more aggregates than the rules allow")
+    stats = _statistics(policy, plan, rules, n_cohorts, group_dataset)
+    return PlanCheck(requester, recipients, max(r.cost for r in rules.values()),
+                     max([policy.privacy.min_cohort_size, *(r.min_persons for r in rules.values())]),
+                     group_dataset, n_cohorts, stats)
+
+
+def _check_window(policy: Policy, plan: Plan, rules: dict[str, DatasetRules]) -> None:
+    """A window relates an exposure dataset's timestamp to a conversion dataset's; only the
+    conversion side's rows are counted and summed (each is credited to one exposure row)."""
+    window = plan.window
+    if window is None:
+        return
+    clause = f"JOIN ON {window.end} BETWEEN {window.start} AND +{window.max_days} days"
+    _timestamp(policy, window.start, "JOIN ON")
+    _timestamp(policy, window.end, "JOIN ON")
+    if window.start.dataset == window.end.dataset:
+        raise _deny(clause, "a window relates the timestamps of two different datasets")
+    longest = min(r.max_window_days for r in rules.values())
+    if window.max_days > longest:
+        raise _deny(clause, f"the rules allow windows of at most {longest} days")
+    for aggregate in plan.select:
+        counted = aggregate.arg.split(".")[0]
+        if aggregate.fn != "count_distinct" and counted != window.end.dataset:
+            raise _deny(f"SELECT {aggregate.fn.upper()}({aggregate.arg})",
+                        f"an attributed query counts and sums the rows of {window.end.dataset} only")
+
+
+def _timestamp(policy: Policy, ref: ColumnRef, clause: str) -> Timestamp:
+    dataset = policy.dataset(ref.dataset)
+    column = dataset.timestamp(ref.column) if dataset else None
+    if column is None:
+        raise _deny(f"{clause} {ref}", "not a timestamp of a joined dataset")
+    return column
+
+
+def _dimension(policy: Policy, ref: ColumnRef, clause: str) -> tuple[str, ...]:
+    dataset = policy.dataset(ref.dataset)
+    dimension = dataset.dimension(ref.column) if dataset else None
+    if dimension is None:
+        raise _deny(f"{clause} {ref}", "not a dimension of a joined dataset")
+    return dimension.values
+
+
+def _statistics(policy: Policy, plan: Plan, rules: dict[str, DatasetRules], n_cohorts: int,
+                group_dataset: str | None) -> tuple[Statistic, ...]:
+    """The released vectors and what one person can change in each (docs/privacy.md).
+
+    A person is in at most k = min(L0, cohorts) cohorts (one without GROUP BY), and the engine
+    keeps at most Linf of its rows of a dataset per cohort, each metric clamped to C:
+
+    * ``persons`` (COUNT(DISTINCT person), also the release gate): 1 in each of k cells
+    * ``persons:D`` (COUNT(DISTINCT D.person): D's persons in the cohort, matched or not): the
+      same, 1 in each of at most k cells
+    * ``count:D`` (COUNT(*) of D's rows): ≤ Linf in each of k cells, whether the cohorts are D's
+      own (its rows in that cohort) or the other dataset's (its kept rows, once per cohort)
+    * ``sum:D.m``: ≤ Linf·C in each of k cells, by the same argument
+    * AVG(D.m) = noisy ``sum:D.m`` / noisy ``count:D``: post-processing of the two
+    """
+    privacy = policy.privacy
+    k = min(privacy.max_cohorts_per_user, n_cohorts) if plan.group_by else 1
+    linf = privacy.max_rows_per_user
+    out = {"persons": Statistic("persons", n_cohorts, k, 1)}
+    for aggregate in plan.select:
+        clause = f"SELECT {aggregate.fn.upper()}({aggregate.arg})"
+        if aggregate.fn == "count_distinct":
+            if aggregate.arg == "person":
+                continue
+            dataset_name, _, column = aggregate.arg.partition(".")
+            # Every person of one dataset in the cohort, matched or not (the exposed of a lift).
+            if column != "person" or dataset_name not in rules:
+                raise _deny(clause, "COUNT(DISTINCT ...) counts persons: person, or dataset.person")
+            if plan.window is not None or (plan.group_by and dataset_name != group_dataset):
+                raise _deny(clause, "counts the persons of the GROUP BY dataset, without a window")
+            if not rules[dataset_name].count_rows:
+                raise _deny(clause, f"the owner's rule does not allow counting {dataset_name}")
+            name = f"persons:{dataset_name}"
+            out.setdefault(name, Statistic(name, n_cohorts, k, 1))
+            continue
+        if aggregate.fn == "count":
+            if aggregate.arg not in rules or not rules[aggregate.arg].count_rows:
+                raise _deny(clause, "the owner's rule does not allow counting its rows")
+            out.setdefault(f"count:{aggregate.arg}", Statistic(f"count:{aggregate.arg}", n_cohorts, k, linf))
+            continue
+        ref = _ref(aggregate.arg, "select")
+        dataset = policy.dataset(ref.dataset)
+        metric = dataset.metric(ref.column) if dataset else None
+        if metric is None or ref.dataset not in rules:
+            raise _deny(clause, "not a metric of a joined dataset")
+        if aggregate.fn not in rules[ref.dataset].metrics.get(ref.column, ()):
+            raise _deny(clause, f"the owner's rule does not allow {aggregate.fn.upper()} of it")
+        clamp = max(abs(metric.min), abs(metric.max))
+        out.setdefault(f"sum:{ref}", Statistic(f"sum:{ref}", n_cohorts, k, linf * clamp))
+        if aggregate.fn == "avg":
+            out.setdefault(f"count:{ref.dataset}", Statistic(f"count:{ref.dataset}", n_cohorts, k, linf))
+    return tuple(out.values())
