@@ -1,10 +1,12 @@
 """``python -m cleanroom.demo``: two parties run a whole collaboration against a local host.
 
 Steps: fresh keys for ``publisher`` and ``advertiser``; a copy of
-``policies/advertiser-publisher.toml`` with those keys bound in; seeded synthetic CSVs (the
+``policies/advertiser-publisher-events.toml`` with those keys bound in; seeded synthetic CSVs (the
 publisher's impressions and the advertiser's conversions, with a chosen share of shared people);
 a host in simulation mode (or with ``--enclave-command``, under Gramine); then, as each party,
-attestation, upload, two queries, signature checks, saved results and an offline check of one saved file.
+attestation, upload, the policy's named analyses and three analysts' SQL queries (7-day
+last-touch attribution by campaign and week, a filtered aggregate, a lift comparison),
+signature checks, saved results and an offline check of one saved file.
 
 The synthetic data is generated with NumPy's seeded RNG: it is test data, not a privacy path.
 The demo prints only what the parties would see (noisy, signed results), never the true values
@@ -25,23 +27,41 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cleanroom.audit import HeadStore
 from cleanroom.client import Client, UploadProgress
+from cleanroom.demo_data import generate_data
 from cleanroom.formatting import fraction_decimal
 from cleanroom.keys import PartyKeys, bind_keys_into_policy
+from cleanroom.lift import lift_report, render_lift
 from cleanroom.offline_check import check_saved_result
 from cleanroom.result_display import render_table
 from cleanroom.result_files import save_result
 from cleanroom.result_open import Result
+from cleanroom.sql import compile_query
 from protocol.errors import CleanroomError, EnclaveUnavailable, InvalidInput
-from protocol.policy import Policy, parse_policy
+from protocol.policy import parse_policy
 
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_POLICY = ROOT / "policies" / "advertiser-publisher.toml"
+# The example policy with event times, so the demo can run analysts' SQL over time too.
+EXAMPLE_POLICY = ROOT / "policies" / "advertiser-publisher-events.toml"
+# Analysts' queries (docs/query-language.md), run after the policy's named analyses.
+DEMO_SQL = [
+    ("advertiser", """SELECT i.campaign, DATE_TRUNC('week', c.ts) AS week,
+       COUNT(DISTINCT person) AS converters, SUM(c.value) AS revenue
+FROM impressions i JOIN conversions c ON c.ts BETWEEN i.ts AND i.ts + INTERVAL '7' DAY
+WHERE i.campaign IN ('spring_sale', 'summer_run', 'trail_launch')
+GROUP BY i.campaign, week"""),
+    ("publisher", """SELECT i.region, COUNT(DISTINCT person) AS buyers, SUM(c.value) AS revenue,
+       AVG(c.value) AS order_value
+FROM impressions i JOIN conversions c
+WHERE i.age_band IN ('25-34', '35-44') AND i.arm = 'test'
+GROUP BY i.region"""),
+    ("advertiser", """SELECT i.arm, COUNT(DISTINCT i.person) AS exposed, COUNT(DISTINCT person) AS converters
+FROM impressions i JOIN conversions c
+GROUP BY i.arm"""),
+]
 _MARKER = ".cleanroom-demo"  # only a directory carrying it is ever deleted by a re-run
 _BANNER = "=" * 78
 
@@ -53,75 +73,6 @@ def _say(text: str = "") -> None:
 def _step(text: str) -> None:
     _say()
     _say(f"--- {text}")
-
-
-# --- synthetic data -----------------------------------------------------------------------------
-
-
-def _rows_per_person(rng: np.random.Generator, people: int, low: int, high: int,
-                     at_least: int) -> np.ndarray:
-    counts = rng.integers(low, high + 1, size=people)
-    short = at_least - int(counts.sum())
-    if short > 0:  # top up so each party has at least the requested number of rows
-        np.add.at(counts, rng.integers(0, people, size=short), 1)
-    return counts
-
-
-def _emails(rng: np.random.Generator, person: np.ndarray, messy: bool) -> np.ndarray:
-    emails = np.char.add(np.char.add("person", person.astype(str)), "@example.org")
-    if messy:  # real exports differ in case and whitespace; normalisation must undo it
-        emails = np.where(rng.random(len(emails)) < 0.1, np.char.upper(emails), emails)
-        emails = np.where(rng.random(len(emails)) < 0.05, np.char.add(" ", emails), emails)
-    return emails
-
-
-def _write_csv(path: Path, header: Sequence[str], columns: Sequence[np.ndarray]) -> None:
-    joined = columns[0].astype(str)
-    for column in columns[1:]:
-        joined = np.char.add(np.char.add(joined, ","), column.astype(str))
-    with path.open("w", encoding="utf-8", newline="") as f:
-        f.write(",".join(header) + "\n")
-        f.write("\n".join(joined.tolist()))
-        f.write("\n")
-
-
-def generate_data(policy: Policy, work: Path, rows: int, overlap: float, seed: int) -> dict[str, Path]:
-    """Write ``impressions.csv`` and ``conversions.csv``; return {dataset: path}."""
-    rng = np.random.default_rng(seed)
-    impressions, conversions = policy.dataset("impressions"), policy.dataset("conversions")
-    assert impressions is not None and conversions is not None
-    campaigns = np.array(impressions.dimension("campaign").values)  # type: ignore[union-attr]
-    ages = np.array(impressions.dimension("age_band").values)  # type: ignore[union-attr]
-    regions = np.array(impressions.dimension("region").values)  # type: ignore[union-attr]
-
-    pub_people = max(1, rows // 4)
-    pub_counts = _rows_per_person(rng, pub_people, 1, 7, rows)
-    person = np.repeat(np.arange(pub_people), pub_counts)
-    age_of = rng.integers(0, len(ages), size=pub_people)  # a person keeps one age band
-    region_of = rng.integers(0, len(regions), size=pub_people)
-    order = rng.permutation(len(person))
-    person = person[order]
-    pub_path = work / "publisher-impressions.csv"
-    _write_csv(pub_path, ["email", "campaign", "age_band", "region", "device"], [
-        _emails(rng, person, messy=True),
-        campaigns[rng.integers(0, len(campaigns), size=len(person))],
-        ages[age_of[person]],
-        regions[region_of[person]],
-        np.array(["mobile", "desktop", "tablet"])[rng.integers(0, 3, size=len(person))],
-    ])
-
-    adv_people = max(1, rows * 2 // 3)
-    shared = min(round(overlap * adv_people), pub_people)
-    adv_ids = np.concatenate([rng.choice(pub_people, size=shared, replace=False),
-                              pub_people + np.arange(adv_people - shared)])
-    adv_counts = _rows_per_person(rng, adv_people, 1, 2, rows)
-    buyer = rng.permutation(np.repeat(adv_ids, adv_counts))
-    cents = np.clip(rng.lognormal(np.log(6_000), 0.8, size=len(buyer)), 1, 90_000).astype(np.int64)
-    values = np.char.add(np.char.add((cents // 100).astype(str), "."),
-                         np.char.zfill((cents % 100).astype(str), 2))
-    adv_path = work / "advertiser-conversions.csv"
-    _write_csv(adv_path, ["email", "value"], [_emails(rng, buyer, messy=False), values])
-    return {"impressions": pub_path, "conversions": adv_path}
 
 
 # --- the host -----------------------------------------------------------------------------------
@@ -302,14 +253,25 @@ def run(args: argparse.Namespace) -> int:
             ("advertiser", "activate_converters",
              {"cohort": {"impressions.campaign": "spring_sale"}}),
         ]
+        if policy.template("weekly_revenue") is not None:  # a fixed report the policy approved
+            queries.append(("publisher", "weekly_revenue", {"campaigns": ["spring_sale", "summer_run"]}))
         saved: list[Path] = []
         results_dir = work / "results"
         results_dir.mkdir()
         shown: list[Result] = []
-        for requester, analysis, params in queries:
-            _step(f"{requester}: query {analysis} {params}")
+        sql_queries = [(requester, f"sql-{i + 1}", text) for i, (requester, text) in enumerate(
+            DEMO_SQL if policy.dataset("conversions").timestamp("ts") is not None  # type: ignore[union-attr]
+            else ())]
+        for requester, analysis, params in [*queries, *sql_queries]:
             enclave, _ = enclaves[requester]
-            result = client.query(enclave, keys[requester], policy, analysis, params)
+            if isinstance(params, str):  # analysts' SQL, compiled and checked on this machine first
+                _step(f"{requester}: SQL query\n" + "\n".join("    " + line for line in params.splitlines()))
+                compiled = compile_query(params, policy, requester)
+                result = client.query(enclave, keys[requester], policy, "", {},
+                                      plan=compiled.wire, sql=params)
+            else:
+                _step(f"{requester}: query {analysis} {params}")
+                result = client.query(enclave, keys[requester], policy, analysis, params)
             shown.append(result)
             for recipient in result.body["recipients"]:
                 own_enclave, own_bundle = enclaves[recipient]
@@ -323,6 +285,9 @@ def run(args: argparse.Namespace) -> int:
             _say()
             _say(_activation_summary(result) if result.body["kind"] == "cohort_activation"
                  else render_table(result))
+            if isinstance(params, str) and "GROUP BY i.arm" in params:  # the lift: test vs control
+                _say()
+                _say(render_lift(lift_report(result.body, "test", "control")))
 
     _step(f"offline check of {saved[-1].name} (no network)")
     checked, enclave = check_saved_result(saved[-1], policy_bytes, verifier, int(time.time()),
@@ -341,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         remaining = ", ".join(f"{k} {fraction_decimal(v)}"
                               for k, v in result.privacy.get("budget_remaining", {}).items())
-        _say(f"  {result.analysis}: {len(result.rows)} cohorts released, "
+        _say(f"  {result.analysis or 'SQL ' + result.body['query_id'].hex()[:12]}: "
+             f"{len(result.rows)} cohorts released, "
              f"{result.privacy.get('suppressed_cohorts', '?')} suppressed, "
              f"epsilon {fraction_decimal(result.privacy.get('epsilon_charged', '?'), up=True)}, "
              f"budget left {remaining}")

@@ -7,7 +7,9 @@ The cells and their 95% half-widths come from ``cleanroom.result_cells.result_vi
 * aggregate: people, the metric's sum and its mean per person, per cohort;
 * reach_frequency: reach per cohort, and each cohort's frequency histogram;
 * attribution: exposed converters, their conversions and value per cohort, and each cohort's
-  share of all converters that were exposed (a ratio of two noisy counts: no interval shown).
+  share of all converters that were exposed (a ratio of two noisy counts: no interval shown);
+* a SQL query (plan): each selected aggregate per cell (at most ``PLAN_CHARTS``), and the
+  persons of the release gate when the query did not select them.
 
 Activation results (identifiers, not DP statistics) get no chart.
 """
@@ -21,7 +23,9 @@ from cleanroom.formatting import amount_text, count_text
 from cleanroom.report_svg import Bar, bar_chart, column_chart
 from cleanroom.result_cells import ResultView
 
-__all__ = ["cell_text", "charts", "cohort_label"]
+__all__ = ["PLAN_CHARTS", "cell_text", "charts", "cohort_label"]
+
+PLAN_CHARTS = 4  # a query may select up to 8 aggregates; the table below the charts has them all
 
 
 def cell_text(value: Any, half_width: Any = None) -> str:
@@ -108,6 +112,10 @@ def charts(view: ResultView, metric: str | None) -> list[tuple[str, list[str]]]:
     if view.kind == "reach_frequency":
         return [("Reach", _chart(view, "reach", "Reach (people exposed)", 1)),
                 ("Frequency histograms (people by number of exposures)", _frequency(view))]
+    if view.kind == "plan":
+        noised = [c.name for c in view.columns if c.kind != "label"][:PLAN_CHARTS]
+        return [("Released cells", [svg for n, name in enumerate(noised, 1)
+                                    for svg in _chart(view, name, name, n)])]
     if view.kind == "attribution":
         return [("Attribution", _chart(view, "exposed_converters", "Exposed converters", 1)
                  + _chart(view, "exposed_conversions", "Conversions of exposed converters", 2)

@@ -11,6 +11,7 @@ the result, the policy or the attestation is escaped with ``html.escape``.
 from __future__ import annotations
 
 import html
+import json
 from typing import TYPE_CHECKING, Any
 
 from cleanroom.formatting import fraction_decimal, iso_utc
@@ -143,7 +144,7 @@ def _privacy(result: Result) -> str:
         ("budget left per dataset", _decimals(privacy.get("budget_remaining"))),
         ("suppressed cohorts", _e(f"{privacy.get('suppressed_cohorts', '?')} of "
                                   f"{privacy.get('cohorts_total', '?')} (minimum cohort size "
-                                  f"{privacy.get('min_cohort_size', '?')}"
+                                  f"{privacy.get('min_cohort_size', privacy.get('min_persons', '?'))}"
                                   + (f", threshold τ {threshold}" if threshold is not None else "")
                                   + ")")),
         (f"noise {parameter_name} per statistic", _decimals(parameters) + _fixed_point(privacy)),
@@ -190,9 +191,15 @@ def render_report(result: Result, enclave: VerifiedEnclave, *, seen: AuditHead |
             wrap = "histograms" if heading.startswith("Frequency") else "chart-group"
             sections.append(f"<h2>{_e(heading)}</h2><div class=\"{wrap}\">{''.join(svgs)}</div>")
     params = body.get("params") or {}
+    if body.get("kind") == "plan":  # the signed SQL and plan say what was asked
+        asked = [("analysis", "SQL query (plan)"),
+                 ("SQL", f"<pre>{_e(params.get('sql', ''))}</pre>"),
+                 ("plan", f"<code>{_e(json.dumps(params.get('plan'), sort_keys=True))}</code>")]
+    else:
+        asked = [("analysis", _e(f"{body.get('analysis')} ({body.get('kind')})")),
+                 ("parameters", _e(_params(params)))]
     about = [
-        ("analysis", _e(f"{body.get('analysis')} ({body.get('kind')})")),
-        ("parameters", _e(_params(params))),
+        *asked,
         ("collaboration", _e(body.get("collaboration_id"))),
         ("requested by", _e(body.get("requested_by"))),
         ("recipients", _e(", ".join(str(r) for r in body.get("recipients", [])))),
@@ -208,11 +215,11 @@ def render_report(result: Result, enclave: VerifiedEnclave, *, seen: AuditHead |
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(body.get('analysis'))}: clean-room result</title>",
+        f"<title>{_e(body.get('analysis') or 'SQL query')}: clean-room result</title>",
         f"<style>{_CSS}</style></head><body>",
         _banner(enclave),
         "<main>",
-        f"<h1>{_e(body.get('analysis'))}</h1>",
+        f"<h1>{_e(body.get('analysis') or 'SQL query')}</h1>",
         _facts(about),
         *sections,
         _privacy(result),

@@ -19,7 +19,8 @@ from typing import Any
 
 from cleanroom.noise_intervals import half_width, mean_half_width
 
-__all__ = ["MEAN_MIN_PLACES", "Column", "ResultView", "result_view"]
+__all__ = ["MEAN_MIN_PLACES", "Column", "NoiseWidths", "ResultView", "ceil_places", "consistency_notes",
+           "decimal_cell", "result_view"]
 
 MEAN_MIN_PLACES = 2  # a mean of whole numbers still shows cents-like precision
 
@@ -80,7 +81,7 @@ def _statistic(kind: str, column: str, metric: str | None) -> tuple[str, bool] |
     return None
 
 
-class _Noise:
+class NoiseWidths:
     """Half-widths per statistic from the signed privacy metadata (None when it has none)."""
 
     def __init__(self, privacy: dict[str, Any]) -> None:
@@ -102,7 +103,7 @@ class _Noise:
         return self._cache[key]
 
 
-def _decimal(value: Any) -> Any:
+def decimal_cell(value: Any) -> Any:
     """A fixed-point text as a ``Decimal``; anything else is kept as it is (shown verbatim)."""
     try:
         return Decimal(str(value)) if isinstance(value, str | int) else value
@@ -110,18 +111,22 @@ def _decimal(value: Any) -> Any:
         return value
 
 
-def _ceil_places(value: Decimal, places: int) -> Decimal:
+def ceil_places(value: Decimal, places: int) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING)
 
 
 def result_view(body: dict[str, Any]) -> ResultView:
     """The typed cells and intervals of a verified ``result`` body (see ``ResultView``)."""
     kind = str(body.get("kind", ""))
+    if kind == "plan":  # free-form SQL: the layout is in the signed plan and column_statistics
+        from cleanroom.plan_cells import plan_view  # here: plan_cells builds on this module
+
+        return plan_view(body)
     names = [str(c) for c in body.get("columns", [])]
     privacy = body.get("privacy", {}) if isinstance(body.get("privacy"), dict) else {}
     metric, scale = _metric(body)
     n_labels = len(body.get("params", {}).get("group_by", []) or [])
-    noise = _Noise(privacy)
+    noise = NoiseWidths(privacy)
     columns: list[Column] = []
     for i, name in enumerate(names):
         if kind == "cohort_activation":
@@ -139,23 +144,23 @@ def result_view(body: dict[str, Any]) -> ResultView:
         row, widths = _cells(raw if isinstance(raw, list) else [raw], columns, kind, metric, scale, noise)
         rows.append(row)
         intervals.append(widths)
-    return ResultView(kind, columns, rows, intervals, _notes(kind, columns, rows, privacy))
+    return ResultView(kind, columns, rows, intervals, consistency_notes(kind, columns, rows, privacy))
 
 
 def _cells(raw: list[Any], columns: list[Column], kind: str, metric: str | None, scale: int,
-           noise: _Noise) -> tuple[list[Any], list[int | Decimal | None]]:
+           noise: NoiseWidths) -> tuple[list[Any], list[int | Decimal | None]]:
     unit = Decimal(1).scaleb(-scale)
     row: list[Any] = []
     widths: list[int | Decimal | None] = []
     for column, value in zip(columns, raw, strict=False):
         width: int | Decimal | None = None
         if column.kind == "amount":
-            value = _decimal(value)
+            value = decimal_cell(value)
         stat = _statistic(kind, column.name, metric)
         if stat is not None:
             units = noise.width(*stat)
             if units is not None:
-                width = units if column.kind == "count" else _ceil_places(units * unit, scale)
+                width = units if column.kind == "count" else ceil_places(units * unit, scale)
         row.append(value)
         widths.append(width)
     for i, column in enumerate(columns):
@@ -170,17 +175,17 @@ def _mean(columns: list[Column], row: list[Any], widths: list[int | Decimal | No
     names = [c.name for c in columns]
     total_at = next((i for i, c in enumerate(columns) if c.kind == "amount"), None)
     if total_at is None or "users" not in names:
-        return _decimal(signed), None
+        return decimal_cell(signed), None
     users, total = row[names.index("users")], row[total_at]
     if not isinstance(users, int) or users <= 0 or not isinstance(total, Decimal):
-        return _decimal(signed), None
+        return decimal_cell(signed), None
     with localcontext() as ctx:
         ctx.prec = 50
         mean = total / Decimal(users)
     width = None
     users_width, total_width = widths[names.index("users")], widths[total_at]
     if isinstance(users_width, int) and isinstance(total_width, Decimal):
-        width = _ceil_places(mean_half_width(mean, users, total_width, users_width), places)
+        width = ceil_places(mean_half_width(mean, users, total_width, users_width), places)
     return mean.quantize(Decimal(1).scaleb(-places)), width
 
 
@@ -199,7 +204,8 @@ def _ints(*values: Any) -> bool:
     return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
 
 
-def _notes(kind: str, columns: list[Column], rows: list[list[Any]], privacy: dict[str, Any]) -> list[str]:
+def consistency_notes(kind: str, columns: list[Column], rows: list[list[Any]],
+                      privacy: dict[str, Any]) -> list[str]:
     """Where independent noise made released cells contradict each other (one line at most)."""
     names = [c.name for c in columns]
     pairs = {"aggregate": [("users", "rows")],

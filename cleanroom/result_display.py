@@ -94,7 +94,7 @@ def _privacy_lines(body: dict[str, Any], view: ResultView) -> list[str]:
     out = [f"privacy: mechanism {privacy.get('mechanism', '?')}, {charged}, budget remaining {remaining}",
            f"         suppressed cohorts {_text(privacy.get('suppressed_cohorts', '?'))}"
            f" of {_text(privacy.get('cohorts_total', '?'))}"
-           f" (minimum cohort size {_text(privacy.get('min_cohort_size', '?'))})"]
+           f" (minimum cohort size {_text(_min_size(privacy))})"]
     if view.kind == "cohort_activation":
         out.append("         the identifiers are NOT protected by differential privacy")
     elif view.has_intervals:
@@ -103,6 +103,21 @@ def _privacy_lines(body: dict[str, Any], view: ResultView) -> list[str]:
     else:
         out.append("         counts and sums carry calibrated noise; they are not exact values")
     return out
+
+
+def _min_size(privacy: dict[str, Any]) -> Any:
+    """The release gate: a named analysis's min_cohort_size, a SQL query's min_persons."""
+    return privacy.get("min_cohort_size", privacy.get("min_persons", "?"))
+
+
+def _heading(body: dict[str, Any]) -> list[str]:
+    if body.get("kind") != "plan":
+        return [f"{body['analysis']} ({body['kind']}), query {body['query_id'].hex()}"]
+    sql = (body.get("params") or {}).get("sql")  # signed with the answer: show what was asked
+    lines = [f"SQL query (plan), query {body['query_id'].hex()}"]
+    if isinstance(sql, str):
+        lines += ["  " + line.rstrip() for line in sql.strip().splitlines()]
+    return lines
 
 
 def _activation_lines(body: dict[str, Any], view: ResultView) -> list[str]:
@@ -124,7 +139,7 @@ def render_table(result: Result) -> str:
     """The released rows as an aligned table, with a footer saying how to read them."""
     body = result.body
     view = result_view(body)
-    out = [f"{body['analysis']} ({body['kind']}), query {body['query_id'].hex()}",
+    out = [*_heading(body),
            f"created {iso_utc(body.get('created_at'))}, requested by {body.get('requested_by', '?')}"]
     if view.kind == "cohort_activation":
         out += _activation_lines(body, view)

@@ -33,6 +33,7 @@ from protocol.policy_model import (
 from protocol.policy_reader import NUMBER, TableReader, fixed_point
 from protocol.policy_rules import dataset_rules
 from protocol.report_data import policy_hash
+from protocol.templates import check_templates, parse_templates
 from protocol.wire import MAX_UPLOADS_LIMIT
 
 __all__ = [
@@ -375,8 +376,9 @@ def parse_policy(raw: bytes) -> Policy:
                                     f"privacy.{privacy.unit}_per_query_max")
             datasets[name] = replace(datasets[name], rules=rules)
     analyses = tuple(_analysis(a, party_ids, datasets, privacy, join) for a in r.tables("analyses"))
-    if len({a.id for a in analyses}) != len(analyses):
-        raise PolicyInvalid("analyses: duplicate analysis id")
+    templates = parse_templates(r, party_ids, datasets, privacy.mode, privacy.per_query_max)
+    if len({a.id for a in analyses} | {t.id for t in templates}) != len(analyses) + len(templates):
+        raise PolicyInvalid("analyses: duplicate analysis or template id")
     policy = Policy(
         raw=raw,
         hash=policy_hash(raw),
@@ -388,6 +390,8 @@ def parse_policy(raw: bytes) -> Policy:
         join=(join[0], join[1]),
         privacy=privacy,
         analyses=analyses,
+        templates=templates,
     )
     r.done()
+    check_templates(policy)
     return policy

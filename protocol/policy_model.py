@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 __all__ = [
     "BUDGET_UNITS", "DEFAULT_DELTA", "Analysis", "ColumnRef", "Dataset", "DatasetRules", "Dimension",
-    "Metric", "Party", "Policy", "Privacy", "Timestamp",
+    "Metric", "Party", "Policy", "Privacy", "Template", "Timestamp",
 ]
 
 DEFAULT_DELTA = Fraction(1, 10**9)
@@ -135,6 +136,26 @@ class Analysis:
 
 
 @dataclass(frozen=True)
+class Template:
+    """A named query with parameters that every party approved in the policy (a fixed report).
+
+    ``plan`` is a query plan document (protocol/query_plan.py) in which the values of some WHERE
+    predicates are ``{"param": name}``; a request names the template and gives each parameter's
+    values, which must be declared values of the dimension ``params`` names. The template's own
+    requesters, recipients and charge apply instead of the datasets' rules.
+    """
+
+    id: str
+    description: str
+    requesters: tuple[str, ...]
+    recipients: tuple[str, ...]
+    cost: Fraction
+    sql: str  # what the plan was compiled from, for people to read (the enclave runs the plan)
+    plan: dict[str, Any]
+    params: dict[str, ColumnRef]
+
+
+@dataclass(frozen=True)
 class Privacy:
     mode: str  # "pure" (budgets in ε) or "zcdp" (budgets in ρ)
     min_cohort_size: int
@@ -180,6 +201,10 @@ class Policy:
     join: tuple[str, str]
     privacy: Privacy
     analyses: tuple[Analysis, ...]
+    templates: tuple[Template, ...] = ()
+
+    def template(self, template_id: str) -> Template | None:
+        return next((t for t in self.templates if t.id == template_id), None)
 
     def party(self, party_id: str) -> Party | None:
         return next((p for p in self.parties if p.id == party_id), None)

@@ -29,12 +29,14 @@ from typing import Any
 
 from protocol.errors import PolicyViolation, ProtocolError
 from protocol.policy import ColumnRef, DatasetRules, Policy, Timestamp
+from protocol.policy_model import Template
 from protocol.privacy.accounting import Statistic
+from protocol.templates import template_rules
 from protocol.time_buckets import TRUNCS, bucket_range
 
 __all__ = [
     "MAX_PLAN_CELLS", "MODELS", "PLAN_VERSION", "Aggregate", "GroupKey", "Plan", "PlanCheck", "Predicate",
-    "Window", "check_plan", "parse_plan",
+    "Window", "attribution_key_layout", "check_plan", "parse_plan",
 ]
 
 PLAN_VERSION = 1
@@ -156,8 +158,11 @@ def parse_plan(doc: object) -> Plan:
     if not select:
         raise ProtocolError("plan select: at least one aggregate")
     names = [key.alias for key in group_by] + [a.alias for a in select]
+    if not any(a.fn == "count_distinct" and a.arg == "person" for a in select):
+        names.append("persons")  # the release gate is then released under this name
     if len(set(names)) != len(names):
-        raise ProtocolError("plan: output column names must be distinct")
+        raise ProtocolError("plan: output column names must be distinct (persons is the gate's "
+                            "name unless COUNT(DISTINCT person) is selected)")
     return Plan(tuple(datasets), tuple(where), group_by, tuple(select), _window(doc.get("window")))
 
 
@@ -201,13 +206,20 @@ def _deny(clause: str, rule: str) -> PolicyViolation:
     return PolicyViolation(f"{clause}: {rule}")
 
 
-def check_plan(policy: Policy, plan: Plan, requester: str) -> PlanCheck:
-    """Check ``plan`` against every touched dataset's rule; the most restrictive rule wins."""
+def check_plan(policy: Policy, plan: Plan, requester: str, *, template: Template | None = None) -> PlanCheck:
+    """Check ``plan`` against every touched dataset's rule; the most restrictive rule wins.
+
+    For a ``template``'s plan the template's own terms stand in for the rules
+    (``protocol/templates.py``); every other check is the same.
+    """
     rules = {}
     for name in plan.datasets:
         dataset = policy.dataset(name)
         if dataset is None:
             raise _deny(f"FROM {name}", "the policy has no such dataset")
+        if template is not None:
+            rules[name] = template_rules(policy, template, dataset)
+            continue
         if dataset.rules is None:
             raise _deny(f"FROM {name}", f"the owner of {name} allows no free-form queries (no rules)")
         rules[name] = dataset.rules
@@ -275,11 +287,35 @@ def _check_window(policy: Policy, plan: Plan, rules: dict[str, DatasetRules]) ->
     longest = min(r.max_window_days for r in rules.values())
     if window.max_days > longest:
         raise _deny(clause, f"the rules allow windows of at most {longest} days")
+    _, time_bits, tie_bits, person_bits = attribution_key_layout(policy, plan)
+    if time_bits + tie_bits + person_bits > 62:
+        raise _deny(clause, "the timestamps' declared ranges and the exposure side's group keys are "
+                            "too wide for one attribution query; narrow the declared time range")
     for aggregate in plan.select:
         counted = aggregate.arg.split(".")[0]
         if aggregate.fn != "count_distinct" and counted != window.end.dataset:
             raise _deny(f"SELECT {aggregate.fn.upper()}({aggregate.arg})",
                         f"an attributed query counts and sums the rows of {window.end.dataset} only")
+
+
+def attribution_key_layout(policy: Policy, plan: Plan) -> tuple[int, int, int, int]:
+    """(base, time bits, tie bits, person bits) of the int64 keys attribution sorts, from the
+    policy alone: clamped times lie in the declared ranges, persons are at most the smaller
+    dataset's max_rows, and tie codes range over the exposure side's group keys. Fixed before
+    any data is read, so no data can make a charged query fail on the key width."""
+    window = plan.window
+    assert window is not None
+    start, end = _timestamp(policy, window.start, "JOIN ON"), _timestamp(policy, window.end, "JOIN ON")
+    span = window.max_days * _DAY
+    base = min(start.min, end.min) - span
+    time_bits = (max(start.max, end.max) - base + 1).bit_length()
+    n_tie = 1
+    for key in plan.group_by:
+        if key.column.dataset == window.start.dataset:
+            n_tie *= (len(_dimension(policy, key.column, "GROUP BY")) if key.trunc is None
+                      else bucket_range(_timestamp(policy, key.column, "GROUP BY"), key.trunc)[1])
+    persons = min(d.max_rows for d in policy.datasets if d.name in plan.datasets)
+    return base, time_bits, max(n_tie - 1, 1).bit_length(), max(persons, 1).bit_length()
 
 
 def _timestamp(policy: Policy, ref: ColumnRef, clause: str) -> Timestamp:

@@ -30,6 +30,7 @@ __all__ = [
     "command",
     "now_from_args",
     "read_policy",
+    "require",
     "verifier_policy",
 ]
 
@@ -58,11 +59,13 @@ def _takes(parser: argparse.ArgumentParser, name: str, required: bool) -> None:
     parser.set_defaults(**{_TAKES + name: "required" if required else "optional"})
 
 
-def add_host(parser: argparse.ArgumentParser) -> None:
+def add_host(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--host``; ``required=False`` for a command that needs it only sometimes (then it calls
+    ``require(args, "host")`` where it does)."""
     parser.add_argument("--host", metavar="URL",
                         help="the clean-room host, e.g. http://127.0.0.1:8700 "
                              "(default: $CLEANROOM_HOST, then the profile)")
-    _takes(parser, "host", required=True)
+    _takes(parser, "host", required=required)
 
 
 def add_policy(parser: argparse.ArgumentParser) -> None:
@@ -72,10 +75,10 @@ def add_policy(parser: argparse.ArgumentParser) -> None:
     _takes(parser, "policy", required=True)
 
 
-def add_key_file(parser: argparse.ArgumentParser) -> None:
+def add_key_file(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument("--keys", type=Path, metavar="KEYFILE",
                         help="your <party>.key.json (default: $CLEANROOM_KEYS, then the profile)")
-    _takes(parser, "keys", required=True)
+    _takes(parser, "keys", required=required)
 
 
 def add_now(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +111,7 @@ def apply_profile(args: argparse.Namespace, env: Any = None) -> None:
     :raise UsageError: a setting the command needs is set nowhere.
     :raise InvalidInput: a malformed environment value or profile file.
     """
-    from cleanroom.client_profile import load_profile, profile_path, resolve, setting
+    from cleanroom.client_profile import load_profile, profile_path, resolve
 
     taken = {key[len(_TAKES):]: need for key, need in vars(args).items() if key.startswith(_TAKES)}
     if not taken:
@@ -121,11 +124,28 @@ def apply_profile(args: argparse.Namespace, env: Any = None) -> None:
         setattr(args, name, found.value)
         sources[name] = found.source
         if need == "required" and found.value is None:
-            s = setting(name)
-            raise UsageError(f"{s.flag} {_PLACEHOLDER.get(name, 'VALUE')} is required: pass it, set "
-                             f"{s.env}, or run `cleanroom profile set {name.replace('_', '-')} "
-                             f"{_PLACEHOLDER.get(name, 'VALUE')}`")
+            raise _missing(name)
     setattr(args, _SOURCES, sources)
+
+
+def _missing(name: str) -> UsageError:
+    from cleanroom.client_profile import setting
+
+    s = setting(name)
+    return UsageError(f"{s.flag} {_PLACEHOLDER.get(name, 'VALUE')} is required: pass it, set "
+                      f"{s.env}, or run `cleanroom profile set {name.replace('_', '-')} "
+                      f"{_PLACEHOLDER.get(name, 'VALUE')}`")
+
+
+def require(args: argparse.Namespace, name: str) -> Any:
+    """The value of an optional profile setting that this use of the command needs.
+
+    :raise UsageError: it is set nowhere (the same message as for an always-required one).
+    """
+    value = getattr(args, name, None)
+    if value is None:
+        raise _missing(name)
+    return value
 
 
 def source_of(args: argparse.Namespace, name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from cleanroom.client import Client
@@ -15,11 +14,21 @@ from cleanroom.commands.arguments import (
     add_policy,
     command,
     read_policy,
+    require,
 )
-from cleanroom.commands.output import err, print_result
+from cleanroom.commands.output import (
+    add_output_flags,
+    emit,
+    err,
+    output_format,
+    print_result,
+    refuse_existing,
+)
+from cleanroom.commands.saving import add_save_flag, save_with_hint
+from cleanroom.commands.sql_options import FreeForm, add_query_source, free_form, requester
 from cleanroom.commands.verify_first import verify_before_sending
 from cleanroom.keys import PartyKeys
-from cleanroom.result_files import save_result
+from cleanroom.preflight import check_query
 
 __all__ = ["register"]
 
@@ -28,19 +37,21 @@ def register(subparsers: Any) -> None:
     p = command(subparsers, "query", "Run an analysis the policy allows and print its result",
                 "Verifies the attestation first, signs the request with your key, opens the "
                 "result encrypted to you and checks the enclave's signature on it. Results carry "
-                "differential-privacy noise; the footer says how much budget was spent.")
-    add_host(p)
+                "differential-privacy noise: each cell shows its 95% interval (±), and the footer "
+                "says how much budget was spent. A cohort_activation's identifiers are written "
+                "with --output FILE (CSV), not printed; `cleanroom match-back` maps them to your "
+                "own rows.")
+    add_host(p, required=False)  # --explain sends nothing: required in _query otherwise
     add_policy(p)
-    add_key_file(p)
-    p.add_argument("analysis", metavar="ANALYSIS", help="analysis id from the policy, e.g. overlap")
+    add_key_file(p, required=False)  # --explain --party needs no key file
+    add_query_source(p)  # ANALYSIS, or --sql / --sql-file (cleanroom/commands/sql_options.py)
     p.add_argument("--group-by", action="append", default=[], metavar="DATASET.COLUMN",
                    help="dimension to group by (repeatable)")
     p.add_argument("--metric", metavar="DATASET.COLUMN", help="metric to sum (aggregate analyses)")
     p.add_argument("--cohort", action="append", default=[], metavar="DATASET.COLUMN=VALUE",
                    help="cohort to activate (cohort_activation analyses; repeatable)")
-    p.add_argument("--save", type=Path, metavar="FILE",
-                   help="also save the signed result with its attestation, for `cleanroom check`")
-    p.add_argument("--json", action="store_true", help="print the result document as JSON")
+    add_save_flag(p)
+    add_output_flags(p)
     add_attestation_flags(p)
     p.set_defaults(func=_query)
 
@@ -63,17 +74,54 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _print(result: Any, args: argparse.Namespace, free: FreeForm | None) -> None:
+    """The result, and with ``--lift`` the lift after it (in the JSON document as ``lift``)."""
+    if free is None or free.lift is None:
+        print_result(result, args)
+        return
+    import json
+
+    from cleanroom.lift import lift_json, lift_report, render_lift
+    from cleanroom.result_export import result_json
+
+    fmt = output_format(args, result)
+    if fmt != "json":
+        print_result(result, args)
+    report = lift_report(result.body, *free.lift)  # after printing: a paid result is never lost
+    if fmt == "json":
+        doc = result_json(result)
+        doc["lift"] = lift_json(report)
+        emit(json.dumps(doc, indent=2) + "\n", args, f"{len(result.rows):,} rows (json) and the lift")
+    elif fmt == "csv" and args.output is None:
+        err(render_lift(report))  # stdout is the CSV
+    else:
+        print(render_lift(report))
+
+
 def _query(args: argparse.Namespace) -> int:
     raw, policy = read_policy(args.policy)
-    keys = PartyKeys.load(args.keys)
-    params = _params(args)
-    client = Client(args.host)
+    keys: PartyKeys | None = None
+
+    def keys_party() -> str:
+        nonlocal keys
+        keys = PartyKeys.load(require(args, "keys"))
+        return keys.party_id
+
+    party = requester(args, keys_party)
+    free = free_form(args, policy, party)  # --sql / --sql-file, compiled and checked; else None
+    if free is not None and args.explain:
+        return 0  # free_form printed the explanation: nothing is sent, nothing is spent
+    if keys is None:
+        keys = PartyKeys.load(require(args, "keys"))
+    analysis, params, sql = (free.analysis, free.params, free.request) if free else (
+        args.analysis, _params(args), {})
+    if free is None:
+        check_query(policy, keys.party_id, analysis, params)  # before the attestation round trip
+    output_format(args)  # a contradictory --json/--format is a usage error before anything runs
+    refuse_existing(args.output, args.save)
+    client = Client(require(args, "host"))
     enclave = verify_before_sending(args, client, raw)
-    result = client.query(enclave, keys, policy, args.analysis, params)
-    print_result(result, args.json)
-    if args.save is not None:
-        assert client.last_bundle is not None  # set by the verify above
-        save_result(args.save, result, client.last_bundle)
-        err(f"saved the signed result and its attestation to {args.save} "
-            f"(check it offline with `cleanroom check {args.save} --policy {args.policy}`)")
+    result = client.query(enclave, keys, policy, analysis, params, **sql)
+    save_with_hint(args, result, client.last_bundle)  # first: the signed result is what is paid for
+    _print(result, args, free)
     return 0

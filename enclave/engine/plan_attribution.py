@@ -23,7 +23,7 @@ from enclave.engine.columns import ColumnarTable
 from enclave.engine.plan_columns import clamped_times, group_codes, key_codes
 from protocol.errors import InvalidInput
 from protocol.policy import Policy
-from protocol.query_plan import Plan, PlanCheck
+from protocol.query_plan import Plan, PlanCheck, attribution_key_layout
 
 __all__ = ["attributed_values"]
 
@@ -45,30 +45,43 @@ def _credited(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
     c_person = row_person[end.dataset][conversion_rows]
     c_time = clamped_times(policy, tables[end.dataset], end)[conversion_rows]
     span = window.max_days * _DAY
-    tie, _ = group_codes([key_codes(policy, tables[start.dataset], key, exposure_rows)
-                          for key in plan.group_by if key.column.dataset == start.dataset] or
-                         [(np.zeros(len(exposure_rows), dtype=np.int64), 1)])
-    order = np.lexsort((tie, e_time, e_person))  # by person, then time, then tie-break code
+    tie, n_tie = group_codes([key_codes(policy, tables[start.dataset], key, exposure_rows)
+                              for key in plan.group_by if key.column.dataset == start.dataset] or
+                             [(np.zeros(len(exposure_rows), dtype=np.int64), 1)])
+    # One int64 key per exposure: person, then time offset, then the tie-break code, so one
+    # argsort orders them and one binary search finds each conversion's candidate.
+    base, time_bits, tie_bits, _ = attribution_key_layout(policy, plan)  # checked to fit in 62 bits
+    if n_tie > 1 << tie_bits or n_persons > 1 << 62 - time_bits - tie_bits:
+        raise InvalidInput("attribution keys exceed their checked layout")  # cannot happen
+    low = time_bits + tie_bits
+    keys = (e_person << low) | ((e_time - base) << tie_bits) | tie
+    order = np.argsort(keys)
+    keys = keys[order]
     e_person, e_time = e_person[order], e_time[order]
-    # One int64 key per (person, time): the person in the high bits, the time offset below.
-    base = min(int(e_time.min(initial=0)), int(c_time.min(initial=0))) - span
-    time_bits = (max(int(e_time.max(initial=0)), int(c_time.max(initial=0))) - base + 1).bit_length()
-    if time_bits + max(n_persons, 1).bit_length() > 62:
-        raise InvalidInput("the timestamp range is too wide for this many persons")
-    keys = (e_person << time_bits) | (e_time - base)
-    if window.model == "last_touch":
-        at = np.searchsorted(keys, (c_person << time_bits) | (c_time - base), side="right") - 1
+    if window.model == "last_touch":  # the last exposure at or before c: largest key <= (c, max tie)
+        probe = (c_person << low) | ((c_time - base) << tie_bits) | ((1 << tie_bits) - 1)
+        at = _search(keys, probe, "right") - 1
         found = at >= 0
         at = np.maximum(at, 0)
         found &= e_person[at] == c_person
         found &= c_time - e_time[at] <= span
-    else:
-        at = np.searchsorted(keys, (c_person << time_bits) | (c_time - span - base), side="left")
+    else:  # the first exposure at or after c - span: smallest key >= (c - span, tie 0)
+        probe = (c_person << low) | ((c_time - span - base) << tie_bits)
+        at = _search(keys, probe, "left")
         found = at < len(keys)
         at = np.minimum(at, len(keys) - 1)
         found &= e_person[at] == c_person
         found &= e_time[at] <= c_time
     return conversion_rows[found], exposure_rows[order[at[found]]]
+
+
+def _search(keys: np.ndarray, probes: np.ndarray, side: str) -> np.ndarray:
+    """``np.searchsorted(keys, probes)`` with the probes sorted first: the binary searches then
+    walk ``keys`` in order, which is several times faster on large tables than random probes."""
+    order = np.argsort(probes)
+    out = np.empty(len(probes), dtype=np.int64)
+    out[order] = np.searchsorted(keys, probes[order], side=side)  # type: ignore[call-overload]
+    return out
 
 
 def attributed_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],

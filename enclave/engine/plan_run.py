@@ -36,7 +36,7 @@ from protocol.policy import ColumnRef, Metric, Policy
 from protocol.privacy.accounting import MECHANISMS, Calibrated, bun_steinke_epsilon, calibrate, decimal_text
 from protocol.query_plan import Plan, PlanCheck
 
-__all__ = ["run_plan"]
+__all__ = ["exact_values", "run_plan"]
 
 
 def _draw(noise: NoiseSource, c: Calibrated) -> list[int]:
@@ -72,7 +72,7 @@ def run_plan(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, Col
                 assert dataset is not None
                 check_no_overflow(dataset.max_rows, metric.min, metric.max)
         noisy = {c.statistic.name: _draw(noise, c) for c in calibrated}  # before any data
-        true = _true_values(plan, check, policy, tables, random_bytes, join_key)
+        true = exact_values(plan, check, policy, tables, random_bytes, join_key)
         columns, rows, suppressed = _release(plan, check, policy, true, noisy)
     finally:
         wait_for_release(started, release_deadline(sum(c.statistic.length for c in calibrated),
@@ -132,7 +132,7 @@ def _dataset_persons(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable
     return aggregate(units, cohorts, n, None, keep).users
 
 
-def _true_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],
+def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],
                  random_bytes: RandomBytes, join_key: bytes) -> dict[str, np.ndarray]:
     """Exact int64 value per cohort of every statistic of the plan."""
     privacy, n = policy.privacy, check.n_cohorts

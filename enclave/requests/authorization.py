@@ -21,6 +21,7 @@ from typing import Any
 from protocol.errors import PolicyViolation, ProtocolError
 from protocol.policy import Analysis, ColumnRef, Metric, Policy
 from protocol.query_plan import Plan, PlanCheck, check_plan, parse_plan
+from protocol.templates import instantiate
 
 __all__ = ["MAX_RELEASED_CELLS", "FreeformQuery", "QueryPlan", "authorize"]
 
@@ -141,6 +142,7 @@ class FreeformQuery:
     analysis_id: str = ""
     approval: str = "none"
     delta: Fraction = Fraction(0)  # the plan's cohorts are declared values: a public shape
+    template_params: dict[str, Any] | None = None  # a template's request: its parameter values
 
     @property
     def charged_datasets(self) -> tuple[str, ...]:
@@ -155,7 +157,8 @@ class FreeformQuery:
         return self.check.recipients
 
     def public_params(self) -> dict[str, Any]:
-        return {"plan": self.plan.to_wire(), **({"sql": self.sql} if self.sql is not None else {})}
+        return {"plan": self.plan.to_wire(), **({"sql": self.sql} if self.sql is not None else {}),
+                **({"template_params": self.template_params} if self.template_params is not None else {})}
 
 
 def authorize(policy: Policy, request: dict[str, Any]) -> QueryPlan | FreeformQuery:
@@ -169,6 +172,12 @@ def authorize(policy: Policy, request: dict[str, Any]) -> QueryPlan | FreeformQu
                              request["party"])
     if "sql" in request:
         raise ProtocolError("sql is carried only with its plan")
+    template = policy.template(request["analysis"])
+    if template is not None:  # a fixed report every party approved: its plan, these values
+        plan = parse_plan(instantiate(template, request["params"]))
+        return FreeformQuery(plan, check_plan(policy, plan, request["party"], template=template),
+                             template.sql, request["party"], analysis_id=template.id,
+                             template_params=dict(request["params"]))
     analysis = policy.analysis(request["analysis"])
     if analysis is None:
         raise PolicyViolation("the policy has no such analysis")

@@ -1,4 +1,4 @@
-"""A saved, enclave-signed overlap result for the offline commands' tests (check, report, trust)."""
+"""Saved, enclave-signed results (an overlap, a SQL plan) for the offline commands' tests."""
 
 from __future__ import annotations
 
@@ -32,6 +32,26 @@ def write_saved_overlap(directory: Path, policy: Any, policy_bytes: bytes, encla
     })
     signed = pack_document("signed", {"body": body, "signature": enclave.signing.sign(RESULT_LABEL + body)})
     path = directory / "r.json"
+    save_result(path, verify_signed_result(signed, enclave.sig_pub, policy), bundle)
+    policy_file = directory / "policy.toml"
+    policy_file.write_bytes(policy_bytes)
+    return path, policy_file
+
+
+def write_saved_plan(directory: Path, policy: Any, policy_bytes: bytes, enclave: Any, bundle: dict,
+                     now: int, *, sql: str, plan: dict[str, Any], columns: list[str],
+                     rows: list[list[Any]], privacy: dict[str, Any]) -> tuple[Path, Path]:
+    """Like ``write_saved_overlap``, for a free-form SQL result (kind "plan"): analysis "",
+    params {plan, sql}, and the privacy metadata given (as ``enclave/engine/plan_run.py`` writes it)."""
+    body = pack_document("result", {
+        "collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
+        "query_id": bytes(range(32)), "analysis": "", "kind": "plan",
+        "requested_by": "advertiser", "recipients": ["advertiser", "publisher"],
+        "params": {"plan": plan, "sql": sql}, "simulated": True, "created_at": now,
+        "columns": columns, "rows": rows, "privacy": privacy, "audit_head": {"seq": 3, "hash": bytes(32)},
+    })
+    signed = pack_document("signed", {"body": body, "signature": enclave.signing.sign(RESULT_LABEL + body)})
+    path = directory / "plan.json"
     save_result(path, verify_signed_result(signed, enclave.sig_pub, policy), bundle)
     policy_file = directory / "policy.toml"
     policy_file.write_bytes(policy_bytes)

@@ -45,11 +45,14 @@ from enclave.state.keys import EnclaveKeys
 from protocol.audit import GENESIS, entry_hash
 from protocol.batch import encode_batch
 from protocol.crypto import (
+    APPROVAL_LABEL,
     AUDIT_LABEL,
+    BUDGET_LABEL,
     DATA_KEY_BYTES,
     DELETE_LABEL,
     DELETION_RECEIPT_LABEL,
     HPKE_SUITE,
+    PROPOSAL_LABEL,
     QUERY_LABEL,
     RECEIPT_LABEL,
     RESULT_LABEL,
@@ -149,6 +152,27 @@ epsilon = "0.5"
 group_by = ["impressions.campaign"]
 max_group_by = 1
 """
+
+
+# The witness vectors' policy: the one above, in witness mode, with both owners' rules.
+WITNESS_POLICY_EDITS = (
+    ('collaboration_id = "wire-test-vectors-v1"', 'collaboration_id = "wire-test-vectors-witness-v1"'),
+    ('refresh = "none"', 'refresh = "none"\nwitness = "owners"'),
+    ('max = "100"\n', 'max = "100"\n\n[datasets.rules]\nrequesters = ["advertiser"]\n'
+                     'recipients = ["advertiser"]\ngroup_by = ["campaign"]\nfilter_by = ["campaign"]\n'
+                     'join_with = ["conversions"]\nmin_persons = 1\nepsilon = "0.5"\n'),
+    ('max = "500"\n', 'max = "500"\n\n[datasets.rules]\nrequesters = ["advertiser"]\n'
+                     'recipients = ["advertiser"]\nmetrics = { value = ["sum"] }\nmin_persons = 1\n'
+                     'epsilon = "0.5"\n'),
+)
+PLAN = {"v": 1, "datasets": ["impressions", "conversions"],
+        "where": [{"column": "impressions.campaign", "op": "not_in", "values": ["autumn"]}],
+        "group_by": ["impressions.campaign"],
+        "select": [{"fn": "count_distinct", "arg": "person", "as": "buyers"},
+                   {"fn": "sum", "arg": "conversions.value", "as": "revenue"}]}
+PLAN_SQL = ("SELECT i.campaign, COUNT(DISTINCT person) AS buyers, SUM(c.value) AS revenue "
+            "FROM impressions i JOIN conversions c WHERE i.campaign <> 'autumn' GROUP BY i.campaign")
+PLAN_NONCE = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
 
 
 def _person(i: int) -> bytes:
@@ -493,8 +517,59 @@ def build(existing: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]
                          "message": raw.hex(), "frame": encode_frame(raw).hex()})
     out["frames"] = {"description": "Host <-> enclave messages {v, type, body} and their frames "
                                     "(u32 big-endian length || message).", "messages": messages}
+    out["witness"] = _witness_vectors(policy_bytes, enclave, parties, uploads, existing)
     assert tuple(out) == FILES
     return out
+
+
+def _witness_vectors(policy_bytes: bytes, enclave: EnclaveKeys, parties: Mapping[str, PartyKeys],
+                     uploads: Sequence[Mapping[str, Any]], existing: Mapping[str, Any]) -> dict[str, Any]:
+    """A free-form plan query under witness mode: request, proposal, approvals, rows, budget."""
+    text = policy_bytes.decode()
+    for old, new in WITNESS_POLICY_EDITS:
+        assert old in text
+        text = text.replace(old, new, 1)
+    witness_bytes = text.encode()
+    policy = parse_policy(witness_bytes)
+    node = _Enclave(witness_bytes, enclave)
+    stored = {u.get("dataset"): u for u in existing.get("witness", {}).get("uploads", [])
+              if isinstance(u, dict)}
+    witness_uploads = []
+    for upload in uploads:  # the same rows, uploaded again under this policy's hash
+        dataset = policy.dataset(upload["dataset"])
+        assert dataset is not None
+        rows = IMPRESSIONS if dataset.name == "impressions" else CONVERSIONS
+        witness_uploads.append(_upload_vector(stored.get(dataset.name), parties[dataset.owner], policy,
+                                              dataset, enclave, rows))
+        node.upload(witness_uploads[-1])
+    fields = {"party": "advertiser", "analysis": "", "params": {}, "nonce": PLAN_NONCE,
+              "plan": PLAN, "sql": PLAN_SQL}
+    request, signature = _request("query_request", fields, parties["advertiser"], QUERY_LABEL, policy)
+    proposed = node.call("query", {"request": request, "signature": signature})[2]
+    proposal = proposed["proposal"]
+    approvals = {p: parties[p].sign(APPROVAL_LABEL, proposal) for p in PARTIES}
+    answer = node.call("query", {"request": request, "signature": signature, "approvals": approvals})[2]
+    sealed = answer["results"]["advertiser"]
+    info = result_hpke_info(policy.collaboration_id, answer["query_id"], "advertiser")
+    opened = HPKE_SUITE.decrypt(sealed, parties["advertiser"].result_key, info=info)
+    result = unpack_document("signed", opened)
+    budget = node.call("budget", {})[2]
+    return {
+        "description": "Witness mode and a free-form plan: the advertiser's signed plan query, the "
+                       "enclave-signed charge_proposal (label charge-proposal), each owner's approval "
+                       "(Ed25519 over APPROVAL_LABEL || proposal), the released rows (randomness "
+                       "seeded by the proposal, so they are reproducible) and the budget_status.",
+        "policy": {"text": text, "policy_hash": policy.hash.hex()},
+        # Only what reproduces the uploads (their HPKE wraps); their layout is that of upload.json.
+        "uploads": [{k: u[k] for k in ("party", "dataset", "data_key", "data_key_wrap")}
+                    for u in witness_uploads],
+        "query_request": _signed_document("query_request", request, QUERY_LABEL, signature),
+        "proposal": _signed_document("charge_proposal", proposal, PROPOSAL_LABEL, proposed["signature"]),
+        "approvals": {p: sig.hex() for p, sig in approvals.items()},
+        "result": _signed_document("result", result["body"], RESULT_LABEL, result["signature"]),
+        "budget_status": _signed_document("budget_status", budget["status"], BUDGET_LABEL,
+                                          budget["signature"]),
+    }
 
 
 def _existing(directory: Path) -> dict[str, Any]:

@@ -35,7 +35,8 @@ VECTOR_DIR = Path(__file__).resolve().parent
 BYTES_TAG = "$bytes"
 # Every vector file, in the order the generator builds them (later ones refer to earlier ones).
 HPKE_SUITE_NAME = "RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM"
-FILES = ("keys", "policy", "report_data", "requests", "upload", "result", "receipts", "audit", "frames")
+FILES = ("keys", "policy", "report_data", "requests", "upload", "result", "receipts", "audit", "frames",
+         "witness")
 
 
 def h(text: str) -> bytes:

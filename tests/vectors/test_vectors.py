@@ -28,10 +28,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from protocol.audit import GENESIS, entry_hash
 from protocol.batch import decode_batch, encode_batch
 from protocol.crypto import (
+    APPROVAL_LABEL,
     AUDIT_LABEL,
+    BUDGET_LABEL,
     DELETE_LABEL,
     DELETION_RECEIPT_LABEL,
     HPKE_SUITE,
+    PROPOSAL_LABEL,
     QUERY_LABEL,
     RECEIPT_LABEL,
     RESULT_LABEL,
@@ -40,6 +43,7 @@ from protocol.crypto import (
     upload_key_hpke_info,
 )
 from protocol.policy import Policy, parse_policy
+from protocol.query_plan import check_plan, parse_plan
 from protocol.report_data import DOMAIN, policy_hash, report_data
 from protocol.upload import RECORD_HEADER, UploadDigest, chunk_aad, chunk_nonce, encode_record
 from protocol.wire import (
@@ -349,10 +353,48 @@ def check_frames(v: Vectors) -> None:
                        "audit": [h(v["audit"]["entries"][0]["signed"])]}
 
 
+def check_witness(v: Vectors) -> None:
+    """A plan query under witness mode: what an integrator's client must produce and verify."""
+    doc = v["witness"]
+    policy = _parse(doc["policy"]["text"])
+    assert policy.hash.hex() == doc["policy"]["policy_hash"] and policy.privacy.witness == "owners"
+    assert [(u["party"], u["dataset"]) for u in doc["uploads"]] == [
+        (d.owner, d.name) for d in policy.datasets]
+    for upload in doc["uploads"]:
+        info = upload_key_hpke_info(policy.collaboration_id, policy.hash, upload["party"], upload["dataset"])
+        check_decrypt_vector(upload["data_key_wrap"], _enclave(v), info, h(upload["data_key"]))
+    request = check_signed_document("query_request", doc["query_request"], QUERY_LABEL,
+                                    _party(v, "advertiser"))
+    plan = parse_plan(request["plan"])
+    check = check_plan(policy, plan, request["party"])
+    assert (request["analysis"], request["params"]) == ("", {}) and isinstance(request["sql"], str)
+    request_bytes = h(doc["query_request"]["bytes"])
+    proposal = check_signed_document("charge_proposal", doc["proposal"], PROPOSAL_LABEL, _enclave(v))
+    assert proposal["query_id"] == hashlib.sha256(request_bytes).digest()
+    assert proposal["request"] == request_bytes
+    assert proposal["request_signature"] == h(doc["query_request"]["signature"])
+    assert proposal["approvers"] == {"advertiser": ["witness"], "publisher": ["witness"]}
+    assert (proposal["amount"], proposal["unit"], proposal["delta"]) == (str(check.cost), "epsilon", "0")
+    assert proposal["datasets"] == sorted(policy.join)
+    proposal_bytes = h(doc["proposal"]["bytes"])
+    for party, signature in doc["approvals"].items():
+        keys = _party(v, party)
+        seed = Ed25519PrivateKey.from_private_bytes(h(keys["ed25519_seed"]))
+        assert seed.sign(APPROVAL_LABEL + proposal_bytes) == h(signature)
+    result = check_signed_document("result", doc["result"], RESULT_LABEL, _enclave(v))
+    assert result["query_id"] == proposal["query_id"] and result["kind"] == "plan"
+    assert result["params"] == {"plan": plan.to_wire(), "sql": request["sql"]}
+    assert result["columns"] == ["campaign", "buyers", "revenue"]
+    budget = check_signed_document("budget_status", doc["budget_status"], BUDGET_LABEL, _enclave(v))
+    assert {name: d["spent"] for name, d in budget["datasets"].items()} == {
+        name: str(check.cost) for name in policy.join}
+
+
 CHECKS: dict[str, Callable[[Vectors], None]] = {
     "keys": check_keys, "policy": check_policy, "report_data": check_report_data,
     "requests": check_requests, "upload": check_upload, "result": check_result,
     "receipts": check_receipts, "audit": check_audit, "frames": check_frames,
+    "witness": check_witness,
 }
 
 
@@ -434,7 +476,9 @@ def _mutated(value: Any) -> Any:
         return value + 1
     if value is None:
         return 0
-    assert isinstance(value, str) and value
+    assert isinstance(value, str)
+    if not value:
+        return "x"
     try:
         return _flip_middle_byte(h(value)).hex()
     except ValueError:  # text, not hex
