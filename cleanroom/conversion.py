@@ -11,7 +11,8 @@ The rules are those of ``cleanroom/identifiers.py`` and ``docs/normalisation.md`
   the scalar one in speed (``tests/cleanroom/test_conversion.py`` compares the two).
 * ``phone``: the scalar rule per value (only libphonenumber parses numbers), in worker processes.
 * ``exact``: the value as it is; only an empty value is refused.
-* dimensions: Python-``strip()`` whitespace trimmed, then the index in the policy's values;
+* dimensions: Python-``strip()`` whitespace trimmed, then the index in the policy's values; a
+  bucketed dimension (``edges``) reads the number exactly, as a metric, and sends its bucket;
 * metrics: exact fixed point. Plain decimals that surely fit (``-?digits[.digits]``, at most
   18 digits after scaling) are converted in Arrow; anything else (exponents, ``+``, Unicode
   digits, floats from Parquet, overflow) goes through ``tables.parse_fixed_point``.
@@ -34,7 +35,7 @@ import pyarrow.compute as pc
 from cleanroom.id_hashing import HashPool, Pending
 from cleanroom.identifiers import DIGEST_SIZE, WHITESPACE, normalizer
 from cleanroom.time_values import unix_seconds
-from protocol.policy import Dataset, Metric, Timestamp
+from protocol.policy import Dataset, Dimension, Metric, Timestamp
 
 __all__ = ["Block", "BlockConverter", "Problem", "as_text"]
 
@@ -131,7 +132,9 @@ class BlockConverter:
         columns: dict[str, np.ndarray] = {"id": np.zeros((n, DIGEST_SIZE), dtype=np.uint8)}
         block = Block(start, n, columns, np.ones(n, dtype=bool))
         for dim in ds.dimensions:
-            columns[dim.name] = self._dimension(block, dim.name, batch.column(dim.name))
+            raw = batch.column(dim.name)
+            columns[dim.name] = (self._bucket(block, dim, raw) if dim.edges
+                                 else self._dimension(block, dim.name, raw))
         for metric in ds.metrics:
             columns[metric.name] = self._metric(block, metric, batch.column(metric.name))
         for stamp in ds.timestamps:
@@ -244,6 +247,25 @@ class BlockConverter:
             except ValueError as exc:
                 self._refuse(block, i, metric.name, str(exc), None if value is None else str(value))
         return out
+
+    def _bucket(self, block: Block, dim: Dimension, raw: pa.Array) -> np.ndarray:
+        """A number's bucket at the declared edges (exact fixed point, as metrics are read)."""
+        # Read a few more places than the edges have, so 0.09 falls below an edge at 0.1.
+        scale = min(9, dim.edge_scale + 6)
+        as_metric = Metric(dim.name, scale, -(2**62), 2**62)
+        failed = len(block.problems)
+        values = self._metric(block, as_metric, raw)
+        refused = {p.row - block.start for p in block.problems[failed:]}
+        edges = np.array(dim.edges, dtype=np.int64) * 10 ** (scale - dim.edge_scale)
+        codes = np.searchsorted(edges, values, side="right") - 1
+        below = np.flatnonzero(codes < 0)
+        if len(below):
+            cells = raw.to_pylist()
+            for i in below.tolist():
+                if i not in refused:
+                    self._refuse(block, i, dim.name, f"below the first bucket edge ({dim.values[0]})",
+                                 None if cells[i] is None else str(cells[i]))
+        return np.maximum(codes, 0).astype("<u2")
 
     def _timestamp(self, block: Block, stamp: Timestamp, raw: pa.Array) -> np.ndarray:
         seconds, bad = unix_seconds(raw)

@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from protocol.errors import PolicyInvalid
+from protocol.policy_columns import bucketed_dimension, timestamp_column
 from protocol.policy_model import (
     BUDGET_UNITS,
     DEFAULT_DELTA,
@@ -89,10 +90,11 @@ def _dataset(r: TableReader, party_ids: set[str]) -> Dataset:
         raise PolicyInvalid(f"{r.path}.id_normalization: must be one of {ID_NORMALIZATIONS}")
     dimensions = []
     for d in r.tables("dimensions"):
-        values = d.strings("values")
-        if not 1 <= len(values) <= _MAX_DIMENSION_VALUES:
+        dimension = (bucketed_dimension(d) if "edges" in d.table
+                     else Dimension(d.name("name"), d.strings("values")))
+        if not 1 <= len(dimension.values) <= _MAX_DIMENSION_VALUES:
             raise PolicyInvalid(f"{d.path}.values: between 1 and {_MAX_DIMENSION_VALUES} values")
-        dimensions.append(Dimension(d.name("name"), values))
+        dimensions.append(dimension)
         d.done()
     metrics = []
     for m in r.tables("metrics"):
@@ -107,7 +109,7 @@ def _dataset(r: TableReader, party_ids: set[str]) -> Dataset:
             raise PolicyInvalid(f"{m.path}: clamp too large for exact 64-bit sums")
         metrics.append(Metric(m.name("name"), scale, lo, hi))
         m.done()
-    timestamps = [_timestamp(t) for t in r.tables("timestamps")]
+    timestamps = [timestamp_column(t) for t in r.tables("timestamps")]
     columns = [d.name for d in dimensions] + [m.name for m in metrics] + [t.name for t in timestamps]
     if len(set(columns)) != len(columns) or "id" in columns:
         raise PolicyInvalid(f"{r.path}: column names must be unique and not 'id'")
@@ -124,20 +126,6 @@ def _dataset(r: TableReader, party_ids: set[str]) -> Dataset:
     )
     r.done()
     return dataset
-
-
-_RESOLUTIONS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-
-def _timestamp(r: TableReader) -> Timestamp:
-    resolution = r.get("resolution", str, "second")
-    if resolution not in _RESOLUTIONS:
-        raise PolicyInvalid(f"{r.where('resolution')}: must be one of {sorted(_RESOLUTIONS)}")
-    column = Timestamp(r.name("name"), r.instant("min"), r.instant("max"), _RESOLUTIONS[resolution])
-    if not column.min < column.max:
-        raise PolicyInvalid(f"{r.path}: min must be before max")
-    r.done()
-    return column
 
 
 def _column_refs(r: TableReader, key: str, datasets: dict[str, Dataset], role: str) -> tuple[ColumnRef, ...]:

@@ -30,6 +30,11 @@ class Party:
 class Dimension:
     name: str
     values: tuple[str, ...]
+    # A numeric column bucketed at declared edges: edge i (fixed point at ``edge_scale``) starts
+    # bucket i, the last bucket is open; the party's client sends the bucket's code. Empty: the
+    # values are declared text.
+    edges: tuple[int, ...] = ()
+    edge_scale: int = 0
 
 
 @dataclass(frozen=True)
