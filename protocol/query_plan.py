@@ -35,8 +35,19 @@ from protocol.templates import template_rules
 from protocol.time_buckets import TRUNCS, bucket_range
 
 __all__ = [
-    "MAX_PLAN_CELLS", "MODELS", "PLAN_VERSION", "Aggregate", "GroupKey", "Plan", "PlanCheck", "Predicate",
-    "Window", "attribution_key_layout", "check_plan", "parse_plan",
+    "LAG",
+    "MAX_PLAN_CELLS",
+    "MODELS",
+    "PLAN_VERSION",
+    "Aggregate",
+    "GroupKey",
+    "Plan",
+    "PlanCheck",
+    "Predicate",
+    "Window",
+    "attribution_key_layout",
+    "check_plan",
+    "parse_plan",
 ]
 
 PLAN_VERSION = 1
@@ -44,7 +55,10 @@ MAX_PLAN_CELLS = 100_000
 FUNCTIONS = ("count_distinct", "count", "sum", "avg")
 OPERATORS = ("in", "not_in")  # on dimensions, with declared values
 COMPARISONS = ("ge", "gt", "le", "lt")  # on timestamps, with one Unix time
+# Any-touch (credit every exposure in the window) is not offered: its work grows with exposures x
+# conversions per person, which no public bound the enclave's memory can take keeps small.
 MODELS = ("last_touch", "first_touch")
+LAG = "lag_days"  # a group key of an attributed query: whole days from the credited exposure
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _FIELDS = {"v", "datasets", "where", "group_by", "select", "window"}
 _DAY = 86_400
@@ -60,7 +74,7 @@ class Predicate:
 @dataclass(frozen=True)
 class GroupKey:
     column: ColumnRef
-    trunc: str | None  # None: a dimension; else a timestamp's DATE_TRUNC unit
+    trunc: str | None  # None: a dimension; a timestamp's DATE_TRUNC unit; or LAG (the window's "to")
     alias: str  # the output column's name
 
     def to_wire(self) -> str | dict[str, str]:
@@ -170,8 +184,9 @@ def _group_key(item: object) -> GroupKey:
     if isinstance(item, str):
         ref = _ref(item, "group_by")
         return GroupKey(ref, None, ref.column)
-    if not isinstance(item, dict) or set(item) != {"column", "trunc", "as"} or item["trunc"] not in TRUNCS:
-        raise ProtocolError(f"plan group_by: 'dataset.column' or {{column, trunc in {TRUNCS}, as}}")
+    if (not isinstance(item, dict) or set(item) != {"column", "trunc", "as"}
+            or item["trunc"] not in (*TRUNCS, LAG)):
+        raise ProtocolError(f"plan group_by: 'dataset.column' or {{column, trunc in {(*TRUNCS, LAG)}, as}}")
     if not isinstance(item["as"], str) or not _ALIAS.match(item["as"]):
         raise ProtocolError("plan group_by: 'as' must be a lower-case name")
     return GroupKey(_ref(item["column"], "group_by"), item["trunc"], item["as"])
@@ -248,10 +263,7 @@ def check_plan(policy: Policy, plan: Plan, requester: str, *, template: Template
     _check_window(policy, plan, rules)
     n_cohorts, group_dataset = 1, None
     for key in plan.group_by:
-        if key.trunc is None:
-            n_cohorts *= len(_dimension(policy, key.column, "GROUP BY"))
-        else:
-            n_cohorts *= bucket_range(_timestamp(policy, key.column, "GROUP BY"), key.trunc)[1]
+        n_cohorts *= _key_size(policy, plan, key)
         if key.column.dataset not in rules or key.column.column not in rules[key.column.dataset].group_by:
             raise _deny(f"GROUP BY {key.column}", "the owner's rule does not allow grouping by it")
     if plan.group_by:
@@ -312,10 +324,20 @@ def attribution_key_layout(policy: Policy, plan: Plan) -> tuple[int, int, int, i
     n_tie = 1
     for key in plan.group_by:
         if key.column.dataset == window.start.dataset:
-            n_tie *= (len(_dimension(policy, key.column, "GROUP BY")) if key.trunc is None
-                      else bucket_range(_timestamp(policy, key.column, "GROUP BY"), key.trunc)[1])
+            n_tie *= _key_size(policy, plan, key)
     persons = min(d.max_rows for d in policy.datasets if d.name in plan.datasets)
     return base, time_bits, max(n_tie - 1, 1).bit_length(), max(persons, 1).bit_length()
+
+
+def _key_size(policy: Policy, plan: Plan, key: GroupKey) -> int:
+    """How many values a group key has: declared values, time buckets, or lag days (public)."""
+    if key.trunc is None:
+        return len(_dimension(policy, key.column, "GROUP BY"))
+    if key.trunc == LAG:  # conversion lag: 0, 1, ..., max_days whole days after the exposure
+        if plan.window is None or key.column != plan.window.end:
+            raise _deny(f"GROUP BY lag of {key.column}", "a lag is of the window's later timestamp")
+        return plan.window.max_days + 1
+    return bucket_range(_timestamp(policy, key.column, "GROUP BY"), key.trunc)[1]
 
 
 def _timestamp(policy: Policy, ref: ColumnRef, clause: str) -> Timestamp:

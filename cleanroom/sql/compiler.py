@@ -19,7 +19,7 @@ from sqlglot import exp
 from cleanroom.sql.join_on import read_on
 from cleanroom.sql.scope import PERSON, Resolved, Scope, read_from
 from cleanroom.sql.syntax import Source, identifier
-from cleanroom.sql.time_syntax import TIME_PREDICATES, bucket, time_predicates
+from cleanroom.sql.time_syntax import TIME_PREDICATES, time_key, time_predicates
 from protocol.errors import InvalidInput, ProtocolError
 from protocol.policy import Policy
 from protocol.query_plan import PLAN_VERSION, Plan, parse_plan
@@ -157,12 +157,12 @@ class _Compiler:
         elif (isinstance(node, exp.Column) and node.args.get("table") is None
               and identifier(node.this) in aliases and not self._is_column_name(node)):
             target = item = aliases[identifier(node.this)]
-        elif isinstance(node, exp.DateTrunc):  # the bucket written out again: its SELECT name
+        elif isinstance(node, exp.DateTrunc | exp.DateDiff):  # written out again: its SELECT name
             item = next((i for i in items if isinstance(i, exp.Alias) and i.this == node), node)
         if isinstance(target, exp.Alias):
             target = target.this
-        if isinstance(target, exp.DateTrunc):
-            ref, trunc = bucket(self.scope, target)
+        if isinstance(target, exp.DateTrunc | exp.DateDiff):
+            ref, trunc = time_key(self.scope, target)
             return ref, trunc, self._bucket_name(item if item is not None else target, node)
         if not isinstance(target, exp.Column):
             self.source.refuse(node, f"GROUP BY {self.source.name(target)}",
@@ -250,9 +250,10 @@ class _Compiler:
             return fn, _ref(resolved)
         self.source.refuse(node, self.source.name(node), _AGGREGATES)
 
-    def _selected_bucket(self, item: exp.Expression, inner: exp.DateTrunc, group_by: list[Key]) -> None:
-        """A DATE_TRUNC in SELECT must be a group key, under the name GROUP BY gave it."""
-        ref, trunc = bucket(self.scope, inner)
+    def _selected_bucket(self, item: exp.Expression, inner: exp.DateTrunc | exp.DateDiff,
+                         group_by: list[Key]) -> None:
+        """A DATE_TRUNC (or lag) in SELECT must be a group key, under the name GROUP BY gave it."""
+        ref, trunc = time_key(self.scope, inner)
         name = self._bucket_name(item, item)
         if (ref, trunc, name) not in group_by:
             self.source.refuse(item, f"DATE_TRUNC('{trunc}', {ref}) AS {name} outside GROUP BY",
@@ -270,7 +271,7 @@ class _Compiler:
             inner = item.this if isinstance(item, exp.Alias) else item
             if isinstance(inner, exp.Star):
                 self.source.refuse(item, "SELECT *", _AGGREGATES)
-            if isinstance(inner, exp.DateTrunc):
+            if isinstance(inner, exp.DateTrunc | exp.DateDiff):
                 self._selected_bucket(item, inner, group_by)
                 continue
             if isinstance(inner, exp.Column) and not isinstance(inner.this, exp.Star):

@@ -20,6 +20,7 @@ from typing import Any
 from sqlglot import exp
 
 from cleanroom.sql.scope import Resolved, Scope
+from protocol.query_plan import LAG
 from protocol.time_buckets import TRUNCS
 
 __all__ = ["TIME_PREDICATES", "bucket", "time_predicates"]
@@ -97,6 +98,28 @@ def time_predicates(scope: Scope, node: exp.Expression, name: str) -> list[dict[
         scope.source.refuse(node, f"{name} without a column", TIME_PREDICATES)
     ref = str(_timestamp(scope, column, name))
     return [{"column": ref, "op": op, "values": [_instant(scope, bound)]}]
+
+
+def time_key(scope: Scope, node: exp.DateTrunc | exp.DateDiff) -> tuple[str, str]:
+    """A time group key: ``DATE_TRUNC('week', c.ts)`` or ``DATEDIFF('day', i.ts, c.ts)``."""
+    return lag(scope, node) if isinstance(node, exp.DateDiff) else bucket(scope, node)
+
+
+def lag(scope: Scope, node: exp.DateDiff) -> tuple[str, str]:
+    """``DATEDIFF('day', i.ts, c.ts)``: whole days from the credited exposure (i.ts) to the
+    conversion (c.ts) of an attributed query, as ("dataset.ts" of c, "lag_days")."""
+    unit, start, end = node.this, node.args.get("expression"), node.args.get("unit")
+    if not (isinstance(unit, exp.Literal) and unit.is_string and str(unit.this).lower() == "day"):
+        scope.source.refuse(node, "DATEDIFF in other units than 'day'",
+                            "conversion lag is DATEDIFF('day', exposure.ts, conversion.ts)")
+    if not isinstance(start, exp.Column) or not isinstance(end, exp.Column):
+        scope.source.refuse(node, "DATEDIFF of an expression",
+                            "conversion lag is DATEDIFF('day', exposure.ts, conversion.ts)")
+    for column in (start, end):
+        resolved = scope.column(column)
+        if resolved.kind != "timestamp":
+            scope.source.refuse(column, f"DATEDIFF of {resolved}", f"{resolved} is not a timestamp column")
+    return str(scope.column(end)), LAG
 
 
 def bucket(scope: Scope, node: exp.DateTrunc) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from enclave.engine.columns import ColumnarTable
 from enclave.engine.plan_columns import clamped_times, group_codes, key_codes
 from protocol.errors import InvalidInput
 from protocol.policy import Policy
-from protocol.query_plan import Plan, PlanCheck, attribution_key_layout
+from protocol.query_plan import LAG, Plan, PlanCheck, attribution_key_layout
 
 __all__ = ["attributed_values"]
 
@@ -84,6 +84,16 @@ def _search(keys: np.ndarray, probes: np.ndarray, side: str) -> np.ndarray:
     return out
 
 
+def _lag_days(policy: Policy, tables: dict[str, ColumnarTable], plan: Plan, exposures: np.ndarray,
+              conversions: np.ndarray) -> tuple[np.ndarray, int]:
+    """Whole days from each credited exposure to its conversion: 0..max_days (the window)."""
+    window = plan.window
+    assert window is not None
+    start = clamped_times(policy, tables[window.start.dataset], window.start)[exposures]
+    end = clamped_times(policy, tables[window.end.dataset], window.end)[conversions]
+    return (end - start) // _DAY, window.max_days + 1
+
+
 def attributed_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],
                       row_person: dict[str, np.ndarray], n_persons: int, random_bytes: RandomBytes,
                       join_key: bytes) -> dict[str, np.ndarray]:
@@ -93,8 +103,9 @@ def attributed_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict
     conversions, exposures = _credited(plan, policy, tables, row_person, n_persons)
     end = window.end.dataset
     person = row_person[end][conversions]
-    columns = [key_codes(policy, tables[key.column.dataset], key,
-                         exposures if key.column.dataset == window.start.dataset else conversions)
+    columns = [_lag_days(policy, tables, plan, exposures, conversions) if key.trunc == LAG
+               else key_codes(policy, tables[key.column.dataset], key,
+                              exposures if key.column.dataset == window.start.dataset else conversions)
                for key in plan.group_by]
     if columns:
         cells, n = group_codes(columns)

@@ -14,7 +14,7 @@ import numpy as np
 from enclave.engine.cohorts import cohort_codes
 from enclave.engine.columns import ColumnarTable
 from protocol.policy import ColumnRef, Dimension, Policy, Timestamp
-from protocol.query_plan import GroupKey, Plan
+from protocol.query_plan import LAG, GroupKey, Plan
 from protocol.time_buckets import bucket_range, bucket_start
 
 __all__ = ["clamped_times", "group_codes", "group_labels", "key_codes", "row_masks"]
@@ -88,12 +88,16 @@ def group_codes(columns: Sequence[tuple[np.ndarray, int]]) -> tuple[np.ndarray, 
     return cohort_codes([codes for codes, _ in columns], [size for _, size in columns])
 
 
-def group_labels(policy: Policy, keys: Sequence[GroupKey]) -> list[list[str]]:
-    """Every cell's labels in the order of ``group_codes``: declared values, or bucket start dates."""
+def group_labels(policy: Policy, plan: Plan) -> list[list[str]]:
+    """Every cell's labels in the order of ``group_codes``: declared values, bucket start dates,
+    or whole days of lag."""
     labels: list[list[str]] = [[]]
-    for key in keys:
+    for key in plan.group_by:
         if key.trunc is None:
             values = list(_dimension(policy, key.column).values)
+        elif key.trunc == LAG:
+            assert plan.window is not None, "check_plan: a lag needs a window"
+            values = [str(day) for day in range(plan.window.max_days + 1)]
         else:
             first, count = bucket_range(_timestamp(policy, key.column), key.trunc)
             values = [bucket_start(first + i, key.trunc) for i in range(count)]

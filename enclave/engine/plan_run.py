@@ -195,7 +195,7 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
 def _release(plan: Plan, check: PlanCheck, policy: Policy, true: dict[str, np.ndarray],
              noisy: dict[str, list[int]]) -> tuple[list[str], list[list[Any]], int]:
     """Noised cells, the release gate on noisy persons, and the output rows in plan order."""
-    labels = group_labels(policy, plan.group_by)
+    labels = group_labels(policy, plan)
     selection = Selection(check.min_persons, None)
     gate_selected = any(a.fn == "count_distinct" and a.arg == "person" for a in plan.select)
     columns = [key.alias for key in plan.group_by] + [a.alias for a in plan.select]

@@ -231,3 +231,26 @@ def test_explain_names_the_window_rule_and_the_exposed_statistic() -> None:
     assert exposed["statistic"] == "persons:impressions" and exposed["noise_std"] > 0
     assert [c["column"] for c in report["output"]] == ["arm", "exposed", "persons"]
     assert "persons:impressions" in render_explain(report)
+
+
+def test_conversion_lag_compiles_to_a_lag_key_of_the_window() -> None:
+    sql = ("SELECT DATEDIFF('day', i.ts, c.ts) AS lag, COUNT(*) AS conversions "
+           "FROM impressions i JOIN conversions c ON c.ts BETWEEN i.ts AND i.ts + INTERVAL '7' DAY "
+           "GROUP BY lag")
+    plan = compile_plan(sql, POLICY)
+    assert plan.to_wire()["group_by"] == [{"column": "conversions.ts", "trunc": "lag_days", "as": "lag"}]
+    assert output_columns(plan) == ["lag", "conversions", "persons"]
+    assert check_plan(POLICY, plan, "advertiser").n_cohorts == 8  # 0..7 days
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("SELECT DATEDIFF('hour', i.ts, c.ts) AS lag, COUNT(*) AS n FROM impressions i JOIN conversions c "
+     "ON c.ts BETWEEN i.ts AND i.ts + INTERVAL '7' DAY GROUP BY lag", "other units than 'day'"),
+    ("SELECT DATEDIFF('day', c.ts, i.ts) AS lag, COUNT(*) AS n FROM impressions i JOIN conversions c "
+     "ON c.ts BETWEEN i.ts AND i.ts + INTERVAL '7' DAY GROUP BY lag", "the window's later timestamp"),
+    ("SELECT DATEDIFF('day', i.ts, c.ts) AS lag, COUNT(*) AS n FROM impressions i JOIN conversions c "
+     "GROUP BY lag", "a lag is of the window's later timestamp"),
+])
+def test_a_lag_outside_an_attribution_window_is_refused(sql: str, message: str) -> None:
+    with pytest.raises((InvalidInput, PolicyViolation), match=message):
+        compile_query(sql, POLICY, "advertiser")

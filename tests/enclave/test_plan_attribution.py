@@ -189,3 +189,27 @@ def test_a_window_whose_keys_could_overflow_is_refused_before_any_charge(parties
     with pytest.raises(PolicyViolation, match="too wide for one attribution query"):
         check_plan(parse_policy(text.encode()), plan, "advertiser")
     check_plan(parse_policy(_policy(parties)), plan, "advertiser")  # the declared ranges fit
+
+
+def test_conversion_lag_in_whole_days_after_the_credited_exposure(enclave: EnclaveHarness,
+                                                                  parties: Any) -> None:
+    plan = {"v": 1, "datasets": ["impressions", "conversions"], "where": [],
+            "group_by": [{"column": "conversions.ts", "trunc": "lag_days", "as": "lag"}],
+            "window": {"from": "impressions.ts", "to": "conversions.ts", "max_days": 7,
+                       "model": "last_touch"},
+            "select": [{"fn": "count", "arg": "conversions", "as": "conversions"}]}
+    result = _run(enclave, parties["advertiser"], plan)
+    impressions, conversions = _data()
+    by_person: dict[bytes, list[int]] = defaultdict(list)
+    for pid, t in zip(map(bytes, impressions["id"]), impressions["ts"], strict=True):
+        by_person[pid].append(int(t))
+    lags: dict[str, list[Any]] = defaultdict(lambda: [0, set()])
+    for pid, t in zip(map(bytes, conversions["id"]), conversions["ts"], strict=True):
+        candidates = [s for s in by_person[pid] if 0 <= int(t) - s <= 7 * DAY]
+        if candidates:
+            lag = lags[str((int(t) - max(candidates)) // DAY)]
+            lag[0] += 1
+            lag[1].add(pid)
+    expected = {k: [n, len(people)] for k, (n, people) in lags.items() if len(people) >= 5}
+    assert {r[0]: r[1:] for r in result.body["rows"]} == expected and len(expected) >= 5
+    assert len(result.body["rows"]) + result.body["privacy"]["suppressed_cohorts"] == 8  # 0..7 days
