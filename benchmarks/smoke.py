@@ -21,6 +21,8 @@ FACTOR = 10
 CORE_BUDGET_S = 0.5  # measured ~0.02-0.04 s on a 2-core CI-class machine
 INGEST_BUDGET_GBPS = 0.5  # measured 0.6-1.2 GB/s (median of 3) through Session.upload_chunk
 HTTP_BUDGET_S = 2.0  # measured ~0.6 s for 20k rows per party (0.39 s of it release padding)
+SQL_ROWS = 100_000
+SQL_BUDGET_S = 0.2  # 7-day last-touch attribution on the plan engine: measured ~0.01 s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,14 +46,34 @@ def main(argv: list[str] | None = None) -> int:
     http = report["http"]
     if http is not None and http["total_s"] > FACTOR * HTTP_BUDGET_S:
         failures.append(f"http {http['total_s']:.2f} s > {FACTOR} x {HTTP_BUDGET_S} s")
+    sql = _sql_path()
+    if sql is not None:
+        if not sql["identical"]:
+            failures.append("the plan engine's attribution differs from DuckDB's")
+        if sql["engine_s"] > FACTOR * SQL_BUDGET_S:
+            failures.append(f"sql attribution {sql['engine_s']:.3f} s > {FACTOR} x {SQL_BUDGET_S} s")
     baselines = {name: report[f"core_vs_{name}"] for name in ("duckdb", "polars")}
     print(f"smoke: {ROWS:,} rows/party core {report['core_s']:.3f} s, ingest "
           f"{report['ingest_GBps']:.2f} GB/s, core_vs {baselines}, "
           f"checked against {sorted(report['identical_aggregates'])}"
-          + (f"; http {HTTP_ROWS:,} rows/party {http['total_s']:.2f} s" if http else ""))
+          + (f"; http {HTTP_ROWS:,} rows/party {http['total_s']:.2f} s" if http else "")
+          + (f"; sql attribution {SQL_ROWS:,} rows/party {sql['engine_s']:.3f} s, identical to "
+             f"DuckDB: {sql['identical']}" if sql else ""))
     for failure in failures:
         print(f"smoke FAILED: {failure}")
     return 1 if failures else 0
+
+
+def _sql_path() -> dict | None:
+    """The SQL benchmark's attribution on a small N, if DuckDB is installed."""
+    try:
+        import duckdb  # noqa: F401  (the baseline the plan engine is checked against)
+    except ImportError:
+        return None
+    from benchmarks.sql_path import benchmark as sql_benchmark
+
+    result: dict = sql_benchmark(SQL_ROWS, repeat=1)["attribution"]
+    return result
 
 
 if __name__ == "__main__":

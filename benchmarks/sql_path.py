@@ -22,15 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from benchmarks.datagen import ADVERTISER_SCHEMA, PUBLISHER_SCHEMA, generate
+from benchmarks.measure import median_time
 from enclave.engine.columns import ColumnarTable
 from enclave.engine.plan_run import exact_values
 from protocol.policy import Policy, parse_policy
@@ -162,15 +160,6 @@ def _policy(rows: int) -> Policy:
     return parse_policy(text.encode())
 
 
-def _median(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any]:
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times, out
-
-
 def _engine(policy: Policy, tables: dict[str, ColumnarTable], plan_doc: dict[str, Any],
             repeat: int) -> tuple[float, list[float], dict[str, np.ndarray]]:
     plan = parse_plan(plan_doc)
@@ -178,7 +167,7 @@ def _engine(policy: Policy, tables: dict[str, ColumnarTable], plan_doc: dict[str
     key = bytes(32)
     for table in tables.values():
         table.join_keys(key)  # as in the enclave after the first query: keys are cached per table
-    return _median(lambda: exact_values(plan, check, policy, tables, os.urandom, key), repeat)
+    return median_time(lambda: exact_values(plan, check, policy, tables, os.urandom, key), repeat)
 
 
 def _duckdb(publisher: dict[str, np.ndarray], advertiser: dict[str, np.ndarray]) -> Any:
@@ -216,7 +205,7 @@ def benchmark(rows: int, repeat: int = 3, seed: int = 2024) -> dict[str, Any]:
                            "cpus": os.cpu_count(), "loadavg_before": _loadavg()}
     # attribution: identical exact aggregates, then the times
     engine_s, engine_runs, values = _engine(policy, tables, ATTRIBUTION_PLAN, repeat)
-    duck_s, duck_runs, rows_out = _median(lambda: con.execute(ATTRIBUTION_SQL).fetchall(), repeat)
+    duck_s, duck_runs, rows_out = median_time(lambda: con.execute(ATTRIBUTION_SQL).fetchall(), repeat)
     n_weeks = len(values["persons"]) // 50
     first = (policy.dataset("conversions").timestamps[0].min // 86_400 + 3) // 7  # type: ignore[union-attr]
     expected = {(int(c), int(w)): (int(p), int(n), int(r)) for c, w, p, n, r in rows_out}
