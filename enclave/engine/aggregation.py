@@ -11,7 +11,8 @@ import numpy as np
 
 from protocol.errors import InvalidInput
 
-__all__ = ["AggregateCounts", "aggregate", "check_no_overflow", "frequency_histogram"]
+__all__ = ["AggregateCounts", "aggregate", "check_no_overflow", "cohort_pairs", "frequency_histogram",
+           "per_cohort_total"]
 
 _INT64_MAX = 2**63 - 1
 
@@ -41,29 +42,42 @@ def check_no_overflow(max_rows: int, lo: int, hi: int) -> int:
     return bound
 
 
-def aggregate(
-    row_user: np.ndarray, row_cohort: np.ndarray, n_cohorts: int,
-    user_metric: np.ndarray | None, keep_mask: np.ndarray,
-) -> AggregateCounts:
-    """Per-cohort distinct users, kept rows and metric sum (each user's total once per cohort)."""
+def cohort_pairs(row_user: np.ndarray, row_cohort: np.ndarray, n_cohorts: int,
+                 keep_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kept rows' cohorts, and every distinct (user, cohort) pair among them, as
+    (row cohorts, pair users, pair cohorts): one sort serves every per-cohort count and sum."""
     sel = keep_mask & (row_user >= 0)
     users, cohorts = row_user[sel], row_cohort[sel]
     if len(cohorts) and (int(cohorts.min()) < 0 or int(cohorts.max()) >= n_cohorts):
         raise InvalidInput("cohort code out of range")
-    rows = np.bincount(cohorts, minlength=n_cohorts).astype(np.int64, copy=False)
     pair = users * np.int64(n_cohorts)
     pair += cohorts
     del users
     pair.sort()
     distinct = np.ones(len(pair), dtype=bool)
     distinct[1:] = pair[1:] != pair[:-1]
-    pair = pair[distinct]
-    pair_user, pair_cohort = np.divmod(pair, n_cohorts)
+    pair_user, pair_cohort = np.divmod(pair[distinct], n_cohorts)
+    return cohorts, pair_user, pair_cohort
+
+
+def per_cohort_total(pair_user: np.ndarray, pair_cohort: np.ndarray, n_cohorts: int,
+                     user_value: np.ndarray) -> np.ndarray:
+    """Each cohort's sum of its users' values, each user once (exact int64)."""
+    total = np.zeros(n_cohorts, dtype=np.int64)
+    np.add.at(total, pair_cohort, user_value[pair_user])
+    return total
+
+
+def aggregate(
+    row_user: np.ndarray, row_cohort: np.ndarray, n_cohorts: int,
+    user_metric: np.ndarray | None, keep_mask: np.ndarray,
+) -> AggregateCounts:
+    """Per-cohort distinct users, kept rows and metric sum (each user's total once per cohort)."""
+    cohorts, pair_user, pair_cohort = cohort_pairs(row_user, row_cohort, n_cohorts, keep_mask)
+    rows = np.bincount(cohorts, minlength=n_cohorts).astype(np.int64, copy=False)
     n_users = np.bincount(pair_cohort, minlength=n_cohorts).astype(np.int64, copy=False)
-    metric = None
-    if user_metric is not None:
-        metric = np.zeros(n_cohorts, dtype=np.int64)
-        np.add.at(metric, pair_cohort, user_metric[pair_user])
+    metric = None if user_metric is None else per_cohort_total(pair_user, pair_cohort, n_cohorts,
+                                                               user_metric)
     return AggregateCounts(n_users, rows, metric)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from enclave.engine.aggregation import aggregate, check_no_overflow
+from enclave.engine.aggregation import aggregate, check_no_overflow, cohort_pairs, per_cohort_total
 from enclave.engine.analyses import NoiseSource, Release
 from enclave.engine.bounding import RandomBytes, bound_contributions
 from enclave.engine.cohorts import Selection, fixed_point_text
@@ -103,16 +103,13 @@ def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
     return out, match.n_matched
 
 
-def _per_person(users: np.ndarray, values: np.ndarray, n_persons: int, linf: int, tags: np.ndarray,
-                random_bytes: RandomBytes) -> tuple[np.ndarray, np.ndarray]:
-    """Each person's kept row count and value total over at most Linf uniformly chosen rows."""
-    keep = bound_contributions(users, np.zeros(len(users), dtype=np.int64), n_persons,
+def _per_person_rows(users: np.ndarray, n_persons: int, linf: int, tags: np.ndarray,
+                     random_bytes: RandomBytes) -> np.ndarray:
+    """Keep-mask of at most Linf uniformly chosen rows per person (one draw per dataset, so a
+    count and a sum over the same dataset use the same rows and an AVG is consistent)."""
+    return bound_contributions(users, np.zeros(len(users), dtype=np.int64), n_persons,
                                max_cohorts_per_user=1, max_rows_per_user_per_cohort=linf,
                                random_bytes=random_bytes, n_cohorts=1, row_tag=tags)
-    count = np.bincount(users[keep], minlength=n_persons).astype(np.int64, copy=False)
-    total = np.zeros(n_persons, dtype=np.int64)
-    np.add.at(total, users[keep], values[keep])
-    return count, total
 
 
 def _dataset_persons(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable], name: str,
@@ -140,7 +137,7 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
     if plan.window is not None:
         return attributed_values(plan, check, policy, tables, row_person, n_persons, random_bytes, join_key)
     group = check.group_dataset
-    users = cohorts = np.zeros(0, dtype=np.int64)
+    users = cohorts = kept_cohorts = pair_user = pair_cohort = np.zeros(0, dtype=np.int64)
     keep = np.zeros(0, dtype=bool)
     sel = np.zeros(0, dtype=bool)
     if group is not None:
@@ -153,6 +150,9 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
                                    max_rows_per_user_per_cohort=privacy.max_rows_per_user,
                                    random_bytes=random_bytes, n_cohorts=n,
                                    row_tag=tables[group].join_keys(join_key)[sel])
+        # One sort of the kept (person, cohort) pairs serves every count and sum below.
+        kept_cohorts, pair_user, pair_cohort = cohort_pairs(users, cohorts, n, keep)
+    per_person_keep: dict[str, np.ndarray] = {}  # dataset -> its Linf-bounded rows (of matched rows)
     out: dict[str, np.ndarray] = {}
     for statistic in check.statistics:
         kind, _, arg = statistic.name.partition(":")
@@ -160,14 +160,14 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
         if kind == "persons":
             out[statistic.name] = (
                 _dataset_persons(plan, policy, tables, arg, random_bytes, join_key, n) if arg
-                else aggregate(users, cohorts, n, None, keep).users if group is not None
+                else np.bincount(pair_cohort, minlength=n).astype(np.int64) if group is not None
                 else np.array([n_persons], dtype=np.int64))
             continue
         metric = _metric(policy, _ref(arg)) if kind == "sum" else None
         column = tables[dataset].column(arg.split(".")[1]) if metric is not None else None
         if dataset == group:  # the cohort dataset's own kept rows: row-level
             if metric is None:
-                out[statistic.name] = aggregate(users, cohorts, n, None, keep).rows
+                out[statistic.name] = np.bincount(kept_cohorts, minlength=n).astype(np.int64)
             else:
                 assert column is not None
                 values = np.clip(column[sel], metric.min, metric.max).astype(np.int64)
@@ -177,18 +177,21 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
             continue
         # another dataset's rows: each person's bounded value, once per cohort the person is in
         person = row_person[dataset]
-        rows = person >= 0
-        values = (np.ones(int(rows.sum()), dtype=np.int64) if column is None or metric is None
-                  else np.clip(column[rows], metric.min, metric.max).astype(np.int64))
-        count, total = _per_person(person[rows], values, n_persons, privacy.max_rows_per_user,
-                                   tables[dataset].join_keys(join_key)[rows], random_bytes)
-        value = count if metric is None else total
-        if group is None:
-            out[statistic.name] = np.array([int(value.sum())], dtype=np.int64)
+        rows = np.flatnonzero(person >= 0)
+        if dataset not in per_person_keep:
+            tags = tables[dataset].join_keys(join_key)[rows]
+            per_person_keep[dataset] = _per_person_rows(person[rows], n_persons, privacy.max_rows_per_user,
+                                                        tags, random_bytes)
+        kept = rows[per_person_keep[dataset]]
+        value = np.zeros(n_persons, dtype=np.int64)
+        if metric is None:
+            np.add.at(value, person[kept], 1)
         else:
-            per_cohort = aggregate(users, cohorts, n, value, keep).metric_sum
-            assert per_cohort is not None, "a per-person value was given"
-            out[statistic.name] = per_cohort
+            assert column is not None
+            clamped = np.clip(column[kept], metric.min, metric.max).astype(np.int64)
+            np.add.at(value, person[kept], clamped)
+        out[statistic.name] = (np.array([int(value.sum())], dtype=np.int64) if group is None
+                               else per_cohort_total(pair_user, pair_cohort, n, value))
     return out
 
 
