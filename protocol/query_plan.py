@@ -31,6 +31,7 @@ from protocol.errors import PolicyViolation, ProtocolError
 from protocol.policy import ColumnRef, DatasetRules, Policy, Timestamp
 from protocol.policy_model import Template
 from protocol.privacy.accounting import Statistic
+from protocol.privacy.plan_statistics import plan_statistics
 from protocol.templates import template_rules
 from protocol.time_buckets import TRUNCS, bucket_range
 
@@ -52,7 +53,7 @@ __all__ = [
 
 PLAN_VERSION = 1
 MAX_PLAN_CELLS = 100_000
-FUNCTIONS = ("count_distinct", "count", "sum", "avg")
+FUNCTIONS = ("count_distinct", "count", "sum", "avg", "histogram")
 OPERATORS = ("in", "not_in")  # on dimensions, with declared values
 COMPARISONS = ("ge", "gt", "le", "lt")  # on timestamps, with one Unix time
 # Any-touch (credit every exposure in the window) is not offered: its work grows with exposures x
@@ -100,9 +101,21 @@ class Window:
 
 @dataclass(frozen=True)
 class Aggregate:
-    fn: str  # count_distinct (arg "person"), count (arg a dataset), sum / avg (arg "dataset.metric")
+    fn: str  # count_distinct ("person"), count / histogram (a dataset), sum / avg ("dataset.metric")
     arg: str
     alias: str
+    max: int | None = None  # histogram: the last bucket is "max or more" rows per person
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"fn": self.fn, "arg": self.arg, "as": self.alias,
+                **({"max": self.max} if self.max is not None else {})}
+
+    @property
+    def columns(self) -> list[str]:
+        """Its output columns: one, or a histogram's bucket columns alias_1 ... alias_<max>_plus."""
+        if self.fn != "histogram" or self.max is None:
+            return [self.alias]
+        return [f"{self.alias}_{i}" for i in range(1, self.max)] + [f"{self.alias}_{self.max}_plus"]
 
 
 @dataclass(frozen=True)
@@ -118,7 +131,7 @@ class Plan:
                 "where": [{"column": str(p.column), "op": p.op, "values": list(p.values)}
                           for p in self.where],
                 "group_by": [key.to_wire() for key in self.group_by],
-                "select": [{"fn": a.fn, "arg": a.arg, "as": a.alias} for a in self.select],
+                "select": [a.to_wire() for a in self.select],
                 **({"window": self.window.to_wire()} if self.window is not None else {})}
 
 
@@ -162,16 +175,21 @@ def parse_plan(doc: object) -> Plan:
     group_by = tuple(_group_key(item) for item in _list(doc, "group_by", 8))
     select = []
     for item in _list(doc, "select", 32):
-        if not isinstance(item, dict) or set(item) != {"fn", "arg", "as"}:
-            raise ProtocolError("plan select: each aggregate is {fn, arg, as}")
+        histogram = isinstance(item, dict) and item.get("fn") == "histogram"
+        if not isinstance(item, dict) or set(item) != ({"fn", "arg", "as", "max"} if histogram
+                                                       else {"fn", "arg", "as"}):
+            raise ProtocolError("plan select: each aggregate is {fn, arg, as} (a histogram also max)")
         if item["fn"] not in FUNCTIONS or not isinstance(item["arg"], str):
             raise ProtocolError(f"plan select: fn must be one of {FUNCTIONS}")
         if not isinstance(item["as"], str) or not _ALIAS.match(item["as"]):
             raise ProtocolError("plan select: 'as' must be a lower-case name")
-        select.append(Aggregate(item["fn"], item["arg"], item["as"]))
+        top = item.get("max")
+        if histogram and (not isinstance(top, int) or isinstance(top, bool) or not 2 <= top <= 32):
+            raise ProtocolError("plan select: a histogram's max is 2..32")
+        select.append(Aggregate(item["fn"], item["arg"], item["as"], top if histogram else None))
     if not select:
         raise ProtocolError("plan select: at least one aggregate")
-    names = [key.alias for key in group_by] + [a.alias for a in select]
+    names = [key.alias for key in group_by] + [c for a in select for c in a.columns]
     if not any(a.fn == "count_distinct" and a.arg == "person" for a in select):
         names.append("persons")  # the release gate is then released under this name
     if len(set(names)) != len(names):
@@ -279,7 +297,7 @@ def check_plan(policy: Policy, plan: Plan, requester: str, *, template: Template
         raise _deny("GROUP BY", f"the query would release {n_cohorts:,} rows, more than {MAX_PLAN_CELLS:,}")
     if len(plan.select) > min(r.max_aggregates for r in rules.values()):
         raise _deny("SELECT", "more aggregates than the rules allow")
-    stats = _statistics(policy, plan, rules, n_cohorts, group_dataset)
+    stats = plan_statistics(policy, plan, rules, n_cohorts, group_dataset)
     return PlanCheck(requester, recipients, max(r.cost for r in rules.values()),
                      max([policy.privacy.min_cohort_size, *(r.min_persons for r in rules.values())]),
                      group_dataset, n_cohorts, stats)
@@ -354,57 +372,3 @@ def _dimension(policy: Policy, ref: ColumnRef, clause: str) -> tuple[str, ...]:
     if dimension is None:
         raise _deny(f"{clause} {ref}", "not a dimension of a joined dataset")
     return dimension.values
-
-
-def _statistics(policy: Policy, plan: Plan, rules: dict[str, DatasetRules], n_cohorts: int,
-                group_dataset: str | None) -> tuple[Statistic, ...]:
-    """The released vectors and what one person can change in each (docs/privacy.md).
-
-    A person is in at most k = min(L0, cohorts) cohorts (one without GROUP BY), and the engine
-    keeps at most Linf of its rows of a dataset per cohort, each metric clamped to C:
-
-    * ``persons`` (COUNT(DISTINCT person), also the release gate): 1 in each of k cells
-    * ``persons:D`` (COUNT(DISTINCT D.person): D's persons in the cohort, matched or not): the
-      same, 1 in each of at most k cells
-    * ``count:D`` (COUNT(*) of D's rows): ≤ Linf in each of k cells, whether the cohorts are D's
-      own (its rows in that cohort) or the other dataset's (its kept rows, once per cohort)
-    * ``sum:D.m``: ≤ Linf·C in each of k cells, by the same argument
-    * AVG(D.m) = noisy ``sum:D.m`` / noisy ``count:D``: post-processing of the two
-    """
-    privacy = policy.privacy
-    k = min(privacy.max_cohorts_per_user, n_cohorts) if plan.group_by else 1
-    linf = privacy.max_rows_per_user
-    out = {"persons": Statistic("persons", n_cohorts, k, 1)}
-    for aggregate in plan.select:
-        clause = f"SELECT {aggregate.fn.upper()}({aggregate.arg})"
-        if aggregate.fn == "count_distinct":
-            if aggregate.arg == "person":
-                continue
-            dataset_name, _, column = aggregate.arg.partition(".")
-            # Every person of one dataset in the cohort, matched or not (the exposed of a lift).
-            if column != "person" or dataset_name not in rules:
-                raise _deny(clause, "COUNT(DISTINCT ...) counts persons: person, or dataset.person")
-            if plan.window is not None or (plan.group_by and dataset_name != group_dataset):
-                raise _deny(clause, "counts the persons of the GROUP BY dataset, without a window")
-            if not rules[dataset_name].count_rows:
-                raise _deny(clause, f"the owner's rule does not allow counting {dataset_name}")
-            name = f"persons:{dataset_name}"
-            out.setdefault(name, Statistic(name, n_cohorts, k, 1))
-            continue
-        if aggregate.fn == "count":
-            if aggregate.arg not in rules or not rules[aggregate.arg].count_rows:
-                raise _deny(clause, "the owner's rule does not allow counting its rows")
-            out.setdefault(f"count:{aggregate.arg}", Statistic(f"count:{aggregate.arg}", n_cohorts, k, linf))
-            continue
-        ref = _ref(aggregate.arg, "select")
-        dataset = policy.dataset(ref.dataset)
-        metric = dataset.metric(ref.column) if dataset else None
-        if metric is None or ref.dataset not in rules:
-            raise _deny(clause, "not a metric of a joined dataset")
-        if aggregate.fn not in rules[ref.dataset].metrics.get(ref.column, ()):
-            raise _deny(clause, f"the owner's rule does not allow {aggregate.fn.upper()} of it")
-        clamp = max(abs(metric.min), abs(metric.max))
-        out.setdefault(f"sum:{ref}", Statistic(f"sum:{ref}", n_cohorts, k, linf * clamp))
-        if aggregate.fn == "avg":
-            out.setdefault(f"count:{ref.dataset}", Statistic(f"count:{ref.dataset}", n_cohorts, k, linf))
-    return tuple(out.values())

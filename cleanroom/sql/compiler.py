@@ -231,6 +231,16 @@ class _Compiler:
             return "count", str(resolved.dataset)
         self.source.refuse(node, f"COUNT({arg.sql() if arg is not None else ''})", _AGGREGATES)
 
+    def _histogram(self, node: exp.Anonymous) -> tuple[str, str, int]:
+        """``HISTOGRAM(a.*, F)``: persons by their number of a's rows, buckets 1 .. "F or more"."""
+        args = node.expressions
+        usage = "HISTOGRAM(a.*, F): persons by their number of rows of dataset a, F from 2 to 32"
+        if (len(args) != 2 or not isinstance(args[0], exp.Column) or not isinstance(args[0].this, exp.Star)
+                or not isinstance(args[1], exp.Literal) or args[1].is_string
+                or not str(args[1].this).isdigit() or not 2 <= int(args[1].this) <= 32):
+            self.source.refuse(node, self.source.name(node), usage)
+        return "histogram", self.scope.dataset_of(args[0].args.get("table"), args[0]), int(args[1].this)
+
     def _aggregate(self, node: exp.Expression, group_by: list[Key]) -> tuple[str, str]:
         if isinstance(node, exp.Count):
             return self._count_target(node, group_by)
@@ -290,7 +300,11 @@ class _Compiler:
             if not isinstance(item, exp.Alias):
                 self.source.refuse(item, f"{item.sql()} without AS",
                                    "every aggregate needs a name: COUNT(DISTINCT person) AS users")
-            fn, arg = self._aggregate(inner, group_by)
+            extra: dict[str, Any] = {}
+            if isinstance(inner, exp.Anonymous) and str(inner.this).upper() == "HISTOGRAM":
+                fn, arg, extra["max"] = self._histogram(inner)
+            else:
+                fn, arg = self._aggregate(inner, group_by)
             alias = identifier(item.args.get("alias"))
             if not _ALIAS.match(alias):
                 raise InvalidInput(f"AS {alias!r}{self.source.where(item.args.get('alias'))}: a name is "
@@ -302,7 +316,7 @@ class _Compiler:
                 raise InvalidInput(f"AS persons{self.source.where(item.args.get('alias'))}: the name is "
                                    "reserved for COUNT(DISTINCT person), which every result carries")
             names.append(alias)
-            aggregates.append({"fn": fn, "arg": arg, "as": alias})
+            aggregates.append({"fn": fn, "arg": arg, "as": alias, **extra})
         if not aggregates:
             self.source.refuse(self.select, "a SELECT without aggregates", _AGGREGATES)
         return aggregates

@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from enclave.engine.aggregation import aggregate, check_no_overflow, cohort_pairs, per_cohort_total
+from enclave.engine.aggregation import (
+    aggregate,
+    check_no_overflow,
+    cohort_pairs,
+    frequency_histogram,
+    per_cohort_total,
+)
 from enclave.engine.analyses import NoiseSource, Release
 from enclave.engine.bounding import RandomBytes, bound_contributions
 from enclave.engine.cohorts import Selection, fixed_point_text
@@ -112,6 +118,24 @@ def _per_person_rows(users: np.ndarray, n_persons: int, linf: int, tags: np.ndar
                                random_bytes=random_bytes, n_cohorts=1, row_tag=tags)
 
 
+def _histogram(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],
+               row_person: dict[str, np.ndarray], n_persons: int, dataset: str, group: str | None,
+               bounded: tuple[np.ndarray, np.ndarray, np.ndarray], random_bytes: RandomBytes,
+               join_key: bytes) -> np.ndarray:
+    """Persons per cohort by their number of kept rows of ``dataset`` there: buckets 1..F ("F or
+    more" last), flattened cohort by cohort as the statistic's noise vector is."""
+    top = next(a.max for a in plan.select if a.fn == "histogram" and a.arg == dataset)
+    assert top is not None
+    if group is not None:
+        users, cohorts, keep = bounded
+        return frequency_histogram(users[keep], cohorts[keep], check.n_cohorts, top).ravel()
+    person = row_person[dataset]
+    rows = np.flatnonzero(person >= 0)
+    kept = rows[_per_person_rows(person[rows], n_persons, policy.privacy.max_rows_per_user,
+                                 tables[dataset].join_keys(join_key)[rows], random_bytes)]
+    return frequency_histogram(person[kept], np.zeros(len(kept), dtype=np.int64), 1, top).ravel()
+
+
 def _dataset_persons(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable], name: str,
                      random_bytes: RandomBytes, join_key: bytes, n: int) -> np.ndarray:
     """Distinct persons of one dataset per cohort, matched or not (WHERE applies), each in at
@@ -163,6 +187,10 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
                 else np.bincount(pair_cohort, minlength=n).astype(np.int64) if group is not None
                 else np.array([n_persons], dtype=np.int64))
             continue
+        if kind == "histogram":
+            out[statistic.name] = _histogram(plan, check, policy, tables, row_person, n_persons, arg,
+                                             group, (users, cohorts, keep), random_bytes, join_key)
+            continue
         metric = _metric(policy, _ref(arg)) if kind == "sum" else None
         column = tables[dataset].column(arg.split(".")[1]) if metric is not None else None
         if dataset == group:  # the cohort dataset's own kept rows: row-level
@@ -201,12 +229,13 @@ def _release(plan: Plan, check: PlanCheck, policy: Policy, true: dict[str, np.nd
     labels = group_labels(policy, plan)
     selection = Selection(check.min_persons, None)
     gate_selected = any(a.fn == "count_distinct" and a.arg == "person" for a in plan.select)
-    columns = [key.alias for key in plan.group_by] + [a.alias for a in plan.select]
+    columns = [key.alias for key in plan.group_by] + [c for a in plan.select for c in a.columns]
     if not gate_selected:
         columns.append("persons")
     rows, suppressed = [], 0
     for cell, label in enumerate(labels):
-        noised = {name: int(values[cell]) + noisy[name][cell] for name, values in true.items()}
+        noised = {name: int(values[cell]) + noisy[name][cell] for name, values in true.items()
+                  if not name.startswith("histogram:")}
         persons = max(0, noised["persons"])
         if not selection.releases(persons):
             suppressed += 1
@@ -218,6 +247,11 @@ def _release(plan: Plan, check: PlanCheck, policy: Policy, true: dict[str, np.nd
                            else max(0, noised[f"persons:{a.arg.split('.')[0]}"]))
             elif a.fn == "count":
                 row.append(max(0, noised[f"count:{a.arg}"]))
+            elif a.fn == "histogram":
+                assert a.max is not None
+                cells = true[f"histogram:{a.arg}"][cell * a.max:(cell + 1) * a.max]
+                draws = noisy[f"histogram:{a.arg}"][cell * a.max:(cell + 1) * a.max]
+                row.extend(max(0, int(v) + d) for v, d in zip(cells, draws, strict=True))
             else:
                 scale = _metric(policy, _ref(a.arg)).scale
                 total = Fraction(noised[f"sum:{a.arg}"], 10**scale)
@@ -270,6 +304,8 @@ def _column_statistics(plan: Plan) -> dict[str, list[str]]:
             out[a.alias] = ["persons" if a.arg == "person" else f"persons:{a.arg.split('.')[0]}"]
         elif a.fn == "count":
             out[a.alias] = [f"count:{a.arg}"]
+        elif a.fn == "histogram":
+            out.update({column: [f"histogram:{a.arg}"] for column in a.columns})
         elif a.fn == "sum":
             out[a.alias] = [f"sum:{a.arg}"]
         else:

@@ -260,3 +260,15 @@ def test_a_metric_aggregate_the_owner_does_not_allow() -> None:
     compile_query(f"SELECT SUM(c.value) AS s {JOIN}", policy, "advertiser")
     with pytest.raises(PolicyViolation, match=r"SELECT AVG\(conversions.value\): the owner's rule"):
         compile_query(f"SELECT AVG(c.value) AS s {JOIN}", policy, "advertiser")
+
+
+def test_histogram_compiles_with_its_bucket_columns() -> None:
+    policy = parse_policy(EXAMPLE.read_bytes())
+    compiled = compile_query("SELECT i.campaign, COUNT(DISTINCT person) AS reach, HISTOGRAM(i.*, 3) AS f "
+                             "FROM impressions i JOIN conversions c GROUP BY i.campaign", policy, "publisher")
+    assert compiled.wire["select"][1] == {"fn": "histogram", "arg": "impressions", "as": "f", "max": 3}
+    assert output_columns(compiled.plan) == ["campaign", "reach", "f_1", "f_2", "f_3_plus"]
+    for bad in ("HISTOGRAM(i.*)", "HISTOGRAM(i.*, 1)", "HISTOGRAM(i.campaign, 3)", "HISTOGRAM(i.*, '3')"):
+        with pytest.raises(InvalidInput, match="HISTOGRAM"):
+            compile_query(f"SELECT i.campaign, {bad} AS f FROM impressions i JOIN conversions c "
+                          "GROUP BY i.campaign", policy, "publisher")

@@ -142,3 +142,30 @@ def _spent(enclave: EnclaveHarness) -> dict[str, str]:
 def test_a_malformed_plan_is_a_protocol_error(enclave: EnclaveHarness, parties) -> None:
     with pytest.raises(ProtocolError, match="plan"):
         _run(enclave, parties["advertiser"], {"v": 2})
+
+
+def test_a_histogram_plan_is_the_reach_and_frequency_report(enclave: EnclaveHarness, parties) -> None:
+    """The reach_frequency analysis, written as a plan, releases the same cells and sensitivities."""
+    from tests.enclave.test_analyses import _reach_reference
+
+    result = _run(enclave, parties["advertiser"], _plan(
+        ["impressions.campaign"], [("count_distinct", "person", "reach")]) | {
+        "select": [{"fn": "count_distinct", "arg": "person", "as": "reach"},
+                   {"fn": "histogram", "arg": "impressions", "as": "frequency", "max": 5}]})
+    expected = [[CAMPAIGNS[c], sum(h), *h] for c, h in sorted(_reach_reference(5).items()) if sum(h) >= 50]
+    assert result.body["rows"] == expected and len(expected) == 2
+    assert result.body["columns"] == ["campaign", "reach", "frequency_1", "frequency_2", "frequency_3",
+                                      "frequency_4", "frequency_5_plus"]
+    assert result.body["privacy"]["sensitivity"] == {"persons": 4, "histogram:impressions": 4}
+    assert result.body["privacy"]["column_statistics"]["frequency_5_plus"] == ["histogram:impressions"]
+
+
+@pytest.mark.parametrize(("select", "message"), [
+    ({"fn": "histogram", "arg": "impressions", "as": "f", "max": 9}, "above the rows kept per person"),
+    ({"fn": "histogram", "arg": "conversions", "as": "f", "max": 3}, "the rows of the GROUP BY dataset"),
+])
+def test_histograms_outside_their_bounds_are_refused(enclave: EnclaveHarness, parties, select: dict,
+                                                     message: str) -> None:
+    plan = _plan(["impressions.campaign"], [("count_distinct", "person", "reach")])
+    with pytest.raises(PolicyViolation, match=message):
+        _run(enclave, parties["advertiser"], plan | {"select": [select]})
