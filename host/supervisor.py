@@ -236,6 +236,7 @@ class EnclaveSupervisor:
         channel: EnclaveChannel | None = None
         process: subprocess.Popen[bytes] | None = None
         monitor: threading.Thread | None = None
+        started = time.monotonic()
         try:
             # The listener lives only until the child connects: one connection, then closed.
             with socket.create_server(("127.0.0.1", 0), backlog=1) as listener:
@@ -252,6 +253,7 @@ class EnclaveSupervisor:
                                            name=f"enclave-{process.pid}", daemon=True)
                 monitor.start()
                 conn = self._accept(listener, process)
+            connected = time.monotonic()
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             channel = EnclaveChannel(conn)
             generation = self._generation + 1
@@ -269,8 +271,10 @@ class EnclaveSupervisor:
                 monitor.join(settings.stop_timeout)
             raise
         self._generation = generation
-        log.info("enclave ready: pid %d, generation %d, mode %s",
-                 process.pid, generation, info.mode)
+        # The start-up time, split where the host can see it: spawn to connect-back (for
+        # Gramine: the library OS, the interpreter and every import) and the init round trip.
+        log.info("enclave ready: pid %d, generation %d, mode %s, in %.1f s (connected after %.1f s)",
+                 process.pid, generation, info.mode, time.monotonic() - started, connected - started)
         return _Incarnation(process, channel, handle, monitor)
 
     def _accept(self, listener: socket.socket, process: subprocess.Popen[bytes]) -> socket.socket:

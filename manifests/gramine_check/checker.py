@@ -1,4 +1,4 @@
-"""Run every check for one profile: render, parse, schema, profile, mounts, trusted files.
+"""Run every check for one profile: render, parse, schema, profile, mounts, libraries, trusted files.
 
 What this cannot check: paths that exist only with Gramine installed (the runtime dir with the
 patched glibc, libsysdb.so) are checked for shape, not existence; MRENCLAVE needs libpal and
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from manifests.gramine_check.findings import Report
 from manifests.gramine_check.layout import DEFAULT_TEMPLATE, ENCLAVE_VENV, PROFILES, STANDIN_PKGLIBDIR
+from manifests.gramine_check.libraries import check_libraries
 from manifests.gramine_check.mounts import check_mounts
 from manifests.gramine_check.profile import check_profile
 from manifests.gramine_check.render import default_variables, load
@@ -42,6 +43,7 @@ def check(
     check_schema(manifest, report)
     check_profile(manifest, profile, report)
     check_mounts(manifest, profile, report)
+    check_libraries(manifest, report)
     project_files = check_trusted(manifest, report)
     check_tcb_covered(project_files, report)
     check_pycs(project_files, report)

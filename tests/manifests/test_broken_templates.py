@@ -94,7 +94,7 @@ BROKEN = {
             'loader.env.CLEANROOM_STATE_DIR = "/state"\nloader.env.HOME = { passthrough = true }',
         ),
     ],
-    "runtimedir": [('loader.env.LD_LIBRARY_PATH = "/lib:', 'loader.env.LD_LIBRARY_PATH = "')],
+    "runtimedir": [('(["/lib"] + extra_lib_dirs', "(extra_lib_dirs")],
     "entrypoint-untrusted": [('  "file:{{ entrypoint }}",\n', "")],
     "toml-error": [("sgx.max_threads = 8", "sgx.max_threads = ")],
     "render-error": [("{{ ra_type }}", "{{ no_such_variable }}")],
@@ -102,6 +102,8 @@ BROKEN = {
 # Ids whose broken input is not a template variant; the test that covers each is named.
 TESTED_ELSEWHERE = {
     "pyc-stale": "test_trusted_files.py::test_pyc_must_be_checked_hash_of_the_current_source",
+    "library-dependency-untrusted": "test_libraries.py::test_template_rule_of_the_failed_run_is_caught",
+    "library-shadowed": "test_libraries.py::test_shadowed_library",
 }
 
 

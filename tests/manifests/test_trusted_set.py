@@ -106,11 +106,40 @@ def test_every_module_the_enclave_imports_is_trusted() -> None:
         "files = {getattr(m, '__file__', None) for m in list(sys.modules.values())}\n"
         "print('\\n'.join(sorted(f for f in files if f)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True,
+    # With the interpreter the manifest is rendered for (.venv-enclave once `make enclave-venv`
+    # ran, else this one): the files it loads are the ones that must be trusted.
+    variables = default_variables("sgx")
+    out = subprocess.run([variables["entrypoint"], "-c", code], cwd=PROJECT_ROOT, check=True,
                          capture_output=True, text=True).stdout.split()
-    text = render.render(DEFAULT_TEMPLATE, default_variables("sgx"))
+    text = render.render(DEFAULT_TEMPLATE, variables)
     trusted = {u.removeprefix("file:") for u in tomllib.loads(text)["sgx"]["trusted_files"]}
     trusted |= {str(PROJECT_ROOT / u) for u in trusted if not u.startswith("/")}
     # .pth hooks of the dev venv (an editable install, setuptools): the enclave venv has neither.
     dev_only = ("__editable__", "_distutils_hack")
     assert [f for f in out if f not in trusted and not any(d in f for d in dev_only)] == []
+
+
+def test_rendering_ignores_the_builders_pythonpath(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gramine-manifest from a prefix of one's own needs PYTHONPATH; the interpreter it runs to
+    read sys.path inherits it. That directory must not become a mount (nor change MRENCLAVE)."""
+    foreign = tmp_path / "gramine-prefix" / "lib" / "python3.11" / "site-packages"
+    foreign.mkdir(parents=True)
+    (foreign / "graminelibos").mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(foreign))
+    with_path = render.render(DEFAULT_TEMPLATE, default_variables("sgx"))
+    assert str(foreign) not in with_path
+    monkeypatch.delenv("PYTHONPATH")
+    assert render.render(DEFAULT_TEMPLATE, default_variables("sgx")) == with_path
+
+
+def test_wheels_trust_no_stub_header_or_test_module() -> None:
+    """Each trusted file in a directory Python lists is hashed at start (Gramine looks up every
+    entry it lists), so what Python never opens is left out of the wheels' share."""
+    text = render.render(DEFAULT_TEMPLATE, default_variables("sgx"))
+    uris = [u.removeprefix("file:") for u in tomllib.loads(text)["sgx"]["trusted_files"]]
+    wheels = [u for u in uris if "/site-packages/" in u]
+    assert wheels, "no wheel file trusted: the enclave venv or the dev venv lacks the pins"
+    skipped = (".pyi", ".pxd", ".pyx", ".c", ".h", ".a", ".o", "/py.typed")
+    assert [u for u in wheels if u.endswith(skipped)] == []
+    assert [u for u in wheels if "_tests." in u.rsplit("/", 1)[-1] or "/_simd." in u] == []
+    assert any("_multiarray_umath" in u for u in wheels)
