@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from cleanroom.policy_rules_lint import render_rules, rule_warnings, rules_section
+from cleanroom.policy_templates_lint import render_templates, template_warnings, templates_section
 from protocol.errors import PolicyInvalid
 from protocol.policy import Analysis, Metric, Policy, parse_policy
 from protocol.privacy.accounting import bun_steinke_epsilon, decimal_text
@@ -175,7 +176,9 @@ def lint_policy(raw: bytes) -> LintReport:
     summary["privacy_unit"] = PRIVACY_UNIT
     summary["witness"] = {"mode": privacy.witness, "guarantee": WITNESS_GUARANTEE[privacy.witness]}
     summary["rules"] = rules_section(policy)  # free-form queries: cleanroom/policy_rules_lint.py
-    return LintReport(True, warnings=_warnings(policy) + rule_warnings(policy), summary=summary,
+    summary["templates"] = templates_section(policy)
+    return LintReport(True, warnings=_warnings(policy) + rule_warnings(policy)
+                      + template_warnings(summary["templates"]), summary=summary,
                       analyses=analyses)
 
 
@@ -221,5 +224,6 @@ def render_text(report: LintReport) -> str:
             lines.append(f"  {st['statistic']:<12} {sens}, {st['noise']} {param} {scale}, "
                          f"std {st['noise_std']} {st['noise_std_unit']}")
     lines += render_rules(s.get("rules", {}), s["budget_unit"])
+    lines += render_templates(s.get("templates", {}), s["budget_unit"])
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)

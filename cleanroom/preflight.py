@@ -44,8 +44,10 @@ def _analysis(policy: Policy, party_id: str, analysis_id: str) -> Analysis:
     analysis = policy.analysis(analysis_id)
     if analysis is None:
         mine = [a.id for a in policy.analyses if party_id in a.requesters]
-        raise PolicyViolation(f"the policy has no analysis {analysis_id!r}"
-                              + _choices(analysis_id, mine, f"analyses {party_id!r} may run are"))
+        mine += [t.id for t in policy.templates if party_id in t.requesters]
+        raise PolicyViolation(f"the policy has no analysis {analysis_id!r} (nor a template of that name)"
+                              + _choices(analysis_id, mine,
+                                         f"analyses and templates {party_id!r} may run are"))
     if party_id not in analysis.requesters:
         raise PolicyViolation(f"party {party_id!r} may not run analysis {analysis_id!r}; its "
                               f"requesters are: {', '.join(analysis.requesters)}")
@@ -105,6 +107,21 @@ def _cohort(policy: Policy, analysis: Analysis, cohort: dict[str, str]) -> None:
     if len(cohort) > analysis.max_group_by:
         raise PolicyViolation(f"analysis {analysis.id!r} takes a cohort on at most "
                               f"{analysis.max_group_by} column(s)")
+
+
+def check_template_query(policy: Policy, party_id: str, template_id: str, params: dict[str, Any]) -> None:
+    """A template request as the enclave will check it: its parameters' values, its terms.
+
+    :raise PolicyViolation: the template's terms or a parameter's declared values refuse it.
+    :raise ProtocolError: the parameters are not exactly the template's.
+    """
+    from protocol.query_plan import check_plan, parse_plan
+    from protocol.templates import instantiate
+
+    template = policy.template(template_id)
+    assert template is not None
+    plan = parse_plan(instantiate(template, params))
+    check_plan(policy, plan, party_id, template=template)
 
 
 def check_query(policy: Policy, party_id: str, analysis_id: str, params: dict[str, Any]) -> Analysis:

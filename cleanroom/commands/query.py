@@ -28,7 +28,7 @@ from cleanroom.commands.saving import add_save_flag, save_with_hint
 from cleanroom.commands.sql_options import FreeForm, add_query_source, free_form, requester
 from cleanroom.commands.verify_first import verify_before_sending
 from cleanroom.keys import PartyKeys
-from cleanroom.preflight import check_query
+from cleanroom.preflight import check_query, check_template_query
 
 __all__ = ["register"]
 
@@ -50,6 +50,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metric", metavar="DATASET.COLUMN", help="metric to sum (aggregate analyses)")
     p.add_argument("--cohort", action="append", default=[], metavar="DATASET.COLUMN=VALUE",
                    help="cohort to activate (cohort_activation analyses; repeatable)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE[,VALUE...]",
+                   help="a template's parameter and its values (templates of the policy; repeatable)")
     add_save_flag(p)
     add_output_flags(p)
     add_attestation_flags(p)
@@ -63,7 +65,21 @@ def _cohort_pair(text: str) -> tuple[str, str]:
     return column, value
 
 
+def _template_params(args: argparse.Namespace) -> dict[str, Any]:
+    if args.group_by or args.metric is not None or args.cohort:
+        raise UsageError("a template takes --param NAME=VALUE,... only (its plan is fixed by the policy)")
+    params: dict[str, Any] = {}
+    for text in args.param:
+        name, sep, values = text.partition("=")
+        if not sep or not name or name in params:
+            raise UsageError(f"--param wants NAME=VALUE[,VALUE...] once per name, not {text!r}")
+        params[name] = [v.strip() for v in values.split(",") if v.strip()]
+    return params
+
+
 def _params(args: argparse.Namespace) -> dict[str, Any]:
+    if args.param:
+        raise UsageError("--param is for the policy's templates; this is an analysis")
     if args.cohort:
         if args.group_by or args.metric is not None:
             raise UsageError("--cohort (cohort_activation) cannot be combined with --group-by or --metric")
@@ -113,9 +129,12 @@ def _query(args: argparse.Namespace) -> int:
         return 0  # free_form printed the explanation: nothing is sent, nothing is spent
     if keys is None:
         keys = PartyKeys.load(require(args, "keys"))
+    template = None if free else policy.template(args.analysis)
     analysis, params, sql = (free.analysis, free.params, free.request) if free else (
-        args.analysis, _params(args), {})
-    if free is None:
+        args.analysis, _template_params(args) if template else _params(args), {})
+    if template is not None:
+        check_template_query(policy, keys.party_id, analysis, params)  # before any round trip
+    elif free is None:
         check_query(policy, keys.party_id, analysis, params)  # before the attestation round trip
     output_format(args)  # a contradictory --json/--format is a usage error before anything runs
     refuse_existing(args.output, args.save)

@@ -57,8 +57,10 @@ def _ref(resolved: Resolved) -> str:
 
 
 class _Compiler:
-    def __init__(self, source: Source, policy: Policy) -> None:
+    def __init__(self, source: Source, policy: Policy, *, parameters: bool = False) -> None:
         self.source = source
+        # A template's SQL (protocol/templates.py): ``IN (:name)`` is a parameter of the column.
+        self.parameters: dict[str, str] | None = {} if parameters else None
         statement = source.statement
         if not isinstance(statement, exp.Select):
             set_operation = isinstance(statement, exp.Union | exp.Intersect | exp.Except)
@@ -112,9 +114,17 @@ class _Compiler:
         if isinstance(node, exp.In):
             if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
                 self.source.refuse(node, "IN with a subquery", _PREDICATES)
-            values = [self._literal(v, node) for v in node.expressions]
-            return {"column": self._filter_column(node.this, "NOT IN" if negated else "IN"),
-                    "op": "not_in" if negated else "in", "values": values}
+            column = self._filter_column(node.this, "NOT IN" if negated else "IN")
+            places = node.expressions
+            if len(places) == 1 and isinstance(places[0], exp.Placeholder):
+                if self.parameters is None:
+                    self.source.refuse(places[0], f"the parameter :{places[0].name}",
+                                       "parameters belong to a policy template's SQL")
+                self.parameters[str(places[0].name)] = column
+                return {"column": column, "op": "not_in" if negated else "in",
+                        "values": {"param": str(places[0].name)}}
+            values = [self._literal(v, node) for v in places]
+            return {"column": column, "op": "not_in" if negated else "in", "values": values}
         if isinstance(node, exp.EQ | exp.NEQ):
             column, value = node.this, node.expression
             if not isinstance(column, exp.Column) and isinstance(value, exp.Column):
@@ -322,6 +332,15 @@ class _Compiler:
         return aggregates
 
 
+def compile_template(sql: str, policy: Policy) -> tuple[dict[str, Any], dict[str, str]]:
+    """A template's SQL as its plan document (``{"param": name}`` in place of ``IN (:name)``
+    values) and its parameters (name -> "dataset.column"): what the policy's template must hold."""
+    compiler = _Compiler(Source(sql), policy, parameters=True)
+    doc = _document(compiler)
+    assert compiler.parameters is not None
+    return doc, dict(compiler.parameters)
+
+
 def compile_plan(sql: str, policy: Policy) -> Plan:
     """Compile ``sql`` to a plan (not yet checked against the rules: see ``cleanroom.sql``).
 
@@ -329,7 +348,14 @@ def compile_plan(sql: str, policy: Policy) -> Plan:
         names it, says where it is and what is supported.
     :raise PolicyViolation: the FROM clause names a dataset the policy does not have.
     """
-    compiler = _Compiler(Source(sql), policy)
+    doc = _document(_Compiler(Source(sql), policy))
+    try:  # the enclave's own structural check; here only its size limits can still refuse
+        return parse_plan(doc)
+    except ProtocolError as exc:
+        raise InvalidInput(exc.message) from None
+
+
+def _document(compiler: _Compiler) -> dict[str, Any]:
     where = compiler.where()
     group_by = compiler.group_by()
     select = compiler.select_list(group_by)
@@ -339,7 +365,4 @@ def compile_plan(sql: str, policy: Policy) -> Plan:
                            "group_by": keys, "select": select}
     if compiler.window is not None:
         doc["window"] = compiler.window
-    try:  # the enclave's own structural check; here only its size limits can still refuse
-        return parse_plan(doc)
-    except ProtocolError as exc:
-        raise InvalidInput(exc.message) from None
+    return doc
