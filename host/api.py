@@ -36,7 +36,7 @@ from protocol.errors import (
     NotFound,
     ProtocolError,
 )
-from protocol.wire import MAX_LIST_PAGE
+from protocol.wire import MAX_LIST_PAGE, unpack_document
 
 __all__ = ["Services", "bp"]
 
@@ -183,6 +183,8 @@ def _stream_upload(services: Services, records: Iterator[UploadHeader | UploadCh
                     raise
                 # Committed: from here on the stored file must stay, whatever else fails.
                 services.audit.append(receipt.body["audit"])
+                for replaced in _replaced_uploads(receipt.body["receipt"]):
+                    services.uploads.remove(replaced)  # the enclave forgot them, as in a deletion
     except BaseException:
         upload.abort_quietly()
         raise
@@ -195,6 +197,16 @@ def _stream_upload(services: Services, records: Iterator[UploadHeader | UploadCh
         "receipt": _b64(receipt.body["receipt"]),
         "signature": _b64(receipt.body["signature"]),
     }
+
+
+def _replaced_uploads(receipt: bytes) -> list[bytes]:
+    """The upload ids a ``replace`` upload's signed receipt names (the enclave deleted them)."""
+    try:
+        replaced = unpack_document("upload_receipt", receipt).get("replaced", [])
+    except CleanroomError:
+        log.warning("could not read the replaced uploads of a receipt")
+        return []
+    return [u for u in replaced if isinstance(u, bytes) and len(u) == 16]
 
 
 @bp.get("/uploads")

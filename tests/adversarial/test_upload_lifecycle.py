@@ -314,6 +314,10 @@ def test_reupload_without_replace_or_append_is_refused(capped: HostDeployment, m
     assert sorted(replaced.replaced) == sorted([first.upload_id, added.upload_id])
     assert [(u["upload_id"], u["rows"]) for u in host.client.uploads() if u["dataset"] == "impressions"] == [
         (replaced.upload_id.hex(), 25)]
+    # The host deletes the replaced ciphertext at once, as for a deletion (not only at a restart).
+    stored = {p.stem for p in (host.state / "uploads").glob("*.upload")}
+    assert first.upload_id.hex() not in stored and added.upload_id.hex() not in stored
+    assert replaced.upload_id.hex() in stored
     assert_no_leak(host, marked)
     assert_still_serving(host)
 
