@@ -27,6 +27,7 @@ from cleanroom.commands.output import (
 from cleanroom.commands.saving import add_save_flag, save_with_hint
 from cleanroom.commands.sql_options import FreeForm, add_query_source, free_form, requester
 from cleanroom.commands.verify_first import verify_before_sending
+from cleanroom.commands.waiting import running
 from cleanroom.keys import PartyKeys
 from cleanroom.preflight import check_query, check_template_query
 
@@ -140,7 +141,8 @@ def _query(args: argparse.Namespace) -> int:
     refuse_existing(args.output, args.save)
     client = Client(require(args, "host"))
     enclave = verify_before_sending(args, client, raw)
-    result = client.query(enclave, keys, policy, analysis, params, **sql)
+    with running("the enclave is running the query (its answer leaves at the release deadline)"):
+        result = client.query(enclave, keys, policy, analysis, params, **sql)
     save_with_hint(args, result, client.last_bundle)  # first: the signed result is what is paid for
     _print(result, args, free)
     return 0
