@@ -97,18 +97,19 @@ def bound_contributions(
     keep = np.zeros(len(row_user), dtype=bool)
     if len(rows) == 0:
         return keep
+    n_c = int(row_cohort[rows].max()) + 1 if n_cohorts is None else n_cohorts
     # A user with at most min(L0, Linf) rows holds at most that many cohorts and rows per
-    # cohort, so the bounds keep all its rows: only the other users' rows need the sorts below.
-    # (Which rows a user keeps still depends only on its own rows and the randomness; the work
-    # saved depends on the data, which the release deadline's padding hides.)
+    # cohort (at most Linf rows, where no more than L0 cohorts exist), so the bounds keep all
+    # its rows: only the other users' rows need the sorts below. (Which rows a user keeps still
+    # depends only on its own rows and the randomness; the work saved depends on the data,
+    # which the release deadline's padding hides.)
     per_user = np.bincount(row_user[rows], minlength=n_users)
-    small = per_user[row_user[rows]] <= min(l0, linf)
+    small = per_user[row_user[rows]] <= (linf if n_c <= l0 else min(l0, linf))
     keep[rows[small]] = True
     rows = rows[~small]
     if len(rows) == 0:
         return keep
     cohorts = row_cohort[rows]
-    n_c = int(cohorts.max()) + 1 if n_cohorts is None else n_cohorts
     if n_users * n_c > 2**62:
         raise InvalidInput("too many user-cohort pairs")
     pair = row_user[rows] * n_c + cohorts
