@@ -168,7 +168,29 @@ def test_results_endpoint(deployment: HostDeployment, segment: str) -> None:
 
 
 _API_PATHS = ["/v1/health", "/v1/attestation", "/v1/uploads", "/v1/queries", "/v1/results/x",
-              "/v1/openapi.json", "/v1/audit", "/v1/deletions"]
+              "/v1/openapi.json", "/v1/audit", "/v1/deletions", "/v1/budget", "/v1/approvals",
+              "/v1/approvals/" + "ab" * 32, "/v1/queries/" + "cd" * 32, "/v1/results"]
+
+
+@_FUZZ
+@given(party=st.text(max_size=70), segment=st.text(min_size=1, max_size=80)
+       | st.text("0123456789abcdef", min_size=64, max_size=64),
+       body=st.dictionaries(st.sampled_from(["party", "signature", "x"]),
+                            st.text(max_size=100) | st.integers() | st.none(), max_size=3))
+def test_approvals_endpoints(deployment: HostDeployment, sample: SealedUpload, party: str, segment: str,
+                             body: dict[str, Any]) -> None:
+    """The co-signing routes (docs/witness.md): nothing is pending here, nothing random is accepted."""
+    listing = _check(deployment.request("GET", "/v1/approvals?" + urllib.parse.urlencode({"party": party})))
+    if isinstance(listing, dict) and "pending" in listing:
+        assert listing["pending"] == []
+    path = urllib.parse.quote(segment, safe="")
+    reply = deployment.request("POST", "/v1/approvals/" + path, json.dumps(body).encode(),
+                               {"Content-Type": "application/json"})
+    _check(reply, "POST")
+    assert reply.status in (400, 404), reply.raw[:200]  # no query waits for an approval
+    status = deployment.request("GET", "/v1/queries/" + path)
+    _check(status)
+    assert status.status in (400, 404)
 
 
 @_FUZZ
