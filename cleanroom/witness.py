@@ -90,6 +90,13 @@ class Witness:
             self._save(state)  # durable before the signature leaves
             return signature
 
+    def summary(self) -> dict[str, Any]:
+        """How many proposals it co-signed, the last head it signed (seq), and its tally."""
+        state = self._load()
+        last = state["last_head"]
+        return {"signed": len(state["signed"]), "last_head": None if last is None else last["seq"],
+                "spent": state["spent"]}
+
     def tally(self) -> dict[str, Any]:
         """What this witness has co-signed per dataset: ``{dataset: {spent, delta, by_requester}}``."""
         return self._load()["spent"]

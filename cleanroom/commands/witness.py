@@ -18,6 +18,7 @@ from cleanroom.commands.arguments import (
 )
 from cleanroom.commands.output import err
 from cleanroom.commands.verify_first import verify_before_sending
+from cleanroom.formatting import fraction_decimal
 from cleanroom.keys import PartyKeys
 from cleanroom.witness import Witness, default_witness_path
 from protocol.errors import CleanroomError, WitnessRefused
@@ -41,6 +42,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--state", metavar="FILE",
                    help="the witness's memory (default $CLEANROOM_HOME/witness/<collaboration>-<party>.json)")
     p.add_argument("--once", action="store_true", help="handle what is pending now, then exit")
+    p.add_argument("--status", action="store_true",
+                   help="print what this witness has co-signed (its tally per dataset and requester, "
+                        "the last audit head it signed) and exit; reads only the state file")
     p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
                    help="seconds between polls of the host (default 2)")
     p.add_argument("--approve-activations", action="store_true",
@@ -54,6 +58,8 @@ def register(subparsers: Any) -> None:
 def _witness(args: argparse.Namespace) -> int:
     raw, policy = read_policy(args.policy)
     keys = PartyKeys.load(args.keys)
+    if args.status:
+        return _status(policy, keys, args.state)
     client = Client(args.host)
     enclave = verify_before_sending(args, client, raw)
     path = args.state or default_witness_path(policy.collaboration_id, keys.party_id)
@@ -66,6 +72,21 @@ def _witness(args: argparse.Namespace) -> int:
         if args.once:
             return 1 if refused else 0
         time.sleep(max(args.interval, 0.1))
+
+
+def _status(policy: Any, keys: PartyKeys, state: str | None) -> int:
+    """The witness's memory, without contacting anyone: what it will count against the budget."""
+    path = state or default_witness_path(policy.collaboration_id, keys.party_id)
+    summary = Witness(policy, keys, bytes(32), path).summary()
+    print(f"witness for {keys.party_id!r} ({path}): {summary['signed']} proposal(s) co-signed; "
+          f"last audit head co-signed: {summary['last_head'] or 'none'}")
+    for dataset, entry in sorted(summary["spent"].items()):
+        total = policy.privacy.budget[dataset]
+        by = ", ".join(f"{party} {fraction_decimal(v, up=True)}"
+                       for party, v in sorted(entry["by_requester"].items()))
+        print(f"  {dataset}: {policy.privacy.unit} {fraction_decimal(entry['spent'], up=True)} of "
+              f"{fraction_decimal(str(total))} co-signed ({by})")
+    return 0
 
 
 def witness_once(client: Client, witness: Witness, approve: set[str],

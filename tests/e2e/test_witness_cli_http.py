@@ -55,3 +55,10 @@ def test_the_witness_command_co_signs_and_the_query_runs(tmp_path: Path, parties
         assert answer["result"].body["kind"] == "overlap"
         assert any("co-signed query" in out for out in signed)
         assert (tmp_path / "publisher-witness.json").exists()
+    # --status reads only the state file: no host is needed.
+    assert main(["witness", "--status", "--keys", keys["publisher"], "--policy", str(tmp_path / "host" /
+                 "policy.toml"), "--state", str(tmp_path / "publisher-witness.json"),
+                 "--host", "http://127.0.0.1:9"]) == 0
+    out = capsys.readouterr().out
+    assert "1 proposal(s) co-signed" in out
+    assert "impressions: epsilon 0.2 of 6 co-signed (advertiser 0.2)" in out
