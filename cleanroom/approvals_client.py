@@ -15,14 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from cleanroom.enclave_signatures import check_enclave_signature
 from cleanroom.http_transport import HostConnection, b64_field
 from protocol.crypto import BUDGET_LABEL, PROPOSAL_LABEL
 from protocol.errors import (
     ApprovalTimeout,
-    AuthenticationFailed,
     PolicyMismatch,
     ProtocolError,
     error_from_wire,
@@ -77,16 +74,13 @@ def pending_proposals(http: HostConnection, party: str, sig_pub: bytes, policy: 
     doc = http.request("GET", "/v1/approvals?" + urllib.parse.urlencode({"party": party}))
     if not isinstance(doc, dict) or not isinstance(doc.get("pending"), list):
         raise ProtocolError("the approvals listing is malformed")
-    key = Ed25519PublicKey.from_public_bytes(sig_pub)
     out = []
     for item in doc["pending"]:
         if not isinstance(item, dict):
             raise ProtocolError("the approvals listing is malformed")
         raw = b64_field(item.get("proposal"), "the proposal")
-        try:
-            key.verify(b64_field(item.get("signature"), "the proposal signature"), PROPOSAL_LABEL + raw)
-        except InvalidSignature:
-            raise AuthenticationFailed("a proposal is not signed by the attested enclave") from None
+        check_enclave_signature(sig_pub, PROPOSAL_LABEL, raw,
+                                b64_field(item.get("signature"), "the proposal signature"), "a proposal")
         body = unpack_document("charge_proposal", raw)
         if body["collaboration_id"] != policy.collaboration_id or body["policy_hash"] != policy.hash:
             raise PolicyMismatch("a proposal was made for another collaboration or policy")
@@ -108,11 +102,8 @@ def budget_status(http: HostConnection, sig_pub: bytes, policy: Policy) -> dict[
     if not isinstance(doc, dict):
         raise ProtocolError("the budget response is malformed")
     raw = b64_field(doc.get("status"), "the budget status")
-    try:
-        Ed25519PublicKey.from_public_bytes(sig_pub).verify(
-            b64_field(doc.get("signature"), "the budget signature"), BUDGET_LABEL + raw)
-    except InvalidSignature:
-        raise AuthenticationFailed("the budget status is not signed by the attested enclave") from None
+    signature = b64_field(doc.get("signature"), "the budget signature")
+    check_enclave_signature(sig_pub, BUDGET_LABEL, raw, signature, "the budget status")
     body = unpack_document("budget_status", raw)
     if body["collaboration_id"] != policy.collaboration_id or body["policy_hash"] != policy.hash:
         raise PolicyMismatch("the budget status belongs to another collaboration or policy")

@@ -33,7 +33,7 @@ from protocol.policy_model import Template
 from protocol.privacy.accounting import Statistic
 from protocol.privacy.plan_statistics import plan_statistics
 from protocol.templates import template_rules
-from protocol.time_buckets import TRUNCS, bucket_range
+from protocol.time_buckets import DAY, TRUNCS, bucket_range
 
 __all__ = [
     "LAG",
@@ -62,7 +62,6 @@ MODELS = ("last_touch", "first_touch")
 LAG = "lag_days"  # a group key of an attributed query: whole days from the credited exposure
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _FIELDS = {"v", "datasets", "where", "group_by", "select", "window"}
-_DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -134,6 +133,18 @@ class Plan:
                 "select": [a.to_wire() for a in self.select],
                 **({"window": self.window.to_wire()} if self.window is not None else {})}
 
+    @property
+    def selects_gate(self) -> bool:
+        """Whether COUNT(DISTINCT person), the release gate, is one of the selected columns."""
+        return any(a.fn == "count_distinct" and a.arg == "person" for a in self.select)
+
+    @property
+    def output_columns(self) -> list[str]:
+        """The result's columns: group keys, each aggregate's columns, then ``persons`` (the gate)
+        unless it is selected."""
+        names = [key.alias for key in self.group_by] + [c for a in self.select for c in a.columns]
+        return names if self.selects_gate else [*names, "persons"]
+
 
 def _ref(text: object, where: str) -> ColumnRef:
     if not isinstance(text, str) or text.count(".") != 1:
@@ -189,13 +200,12 @@ def parse_plan(doc: object) -> Plan:
         select.append(Aggregate(item["fn"], item["arg"], item["as"], top if histogram else None))
     if not select:
         raise ProtocolError("plan select: at least one aggregate")
-    names = [key.alias for key in group_by] + [c for a in select for c in a.columns]
-    if not any(a.fn == "count_distinct" and a.arg == "person" for a in select):
-        names.append("persons")  # the release gate is then released under this name
+    plan = Plan(tuple(datasets), tuple(where), group_by, tuple(select), _window(doc.get("window")))
+    names = plan.output_columns  # the release gate is released as persons unless selected
     if len(set(names)) != len(names):
         raise ProtocolError("plan: output column names must be distinct (persons is the gate's "
                             "name unless COUNT(DISTINCT person) is selected)")
-    return Plan(tuple(datasets), tuple(where), group_by, tuple(select), _window(doc.get("window")))
+    return plan
 
 
 def _group_key(item: object) -> GroupKey:
@@ -336,7 +346,7 @@ def attribution_key_layout(policy: Policy, plan: Plan) -> tuple[int, int, int, i
     window = plan.window
     assert window is not None
     start, end = _timestamp(policy, window.start, "JOIN ON"), _timestamp(policy, window.end, "JOIN ON")
-    span = window.max_days * _DAY
+    span = window.max_days * DAY
     base = min(start.min, end.min) - span
     time_bits = (max(start.max, end.max) - base + 1).bit_length()
     n_tie = 1

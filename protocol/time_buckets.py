@@ -12,21 +12,21 @@ from datetime import UTC, date, datetime, timedelta
 
 from protocol.policy import Timestamp
 
-__all__ = ["TRUNCS", "bucket_of", "bucket_range", "bucket_start"]
+__all__ = ["DAY", "TRUNCS", "WEEK_SHIFT", "bucket_of", "bucket_range", "bucket_start"]
 
 TRUNCS = ("day", "week", "month")
-_DAY = 86_400
+DAY = 86_400
 _EPOCH = date(1970, 1, 1)
-_WEEK_SHIFT = 3  # 1970-01-01 was a Thursday: day d lies in week (d + 3) // 7, from Monday
+WEEK_SHIFT = 3  # 1970-01-01 was a Thursday: day d lies in week (d + 3) // 7, from Monday
 
 
 def bucket_of(seconds: int, trunc: str) -> int:
     """The bucket of a Unix time (UTC)."""
-    days = seconds // _DAY
+    days = seconds // DAY
     if trunc == "day":
         return days
     if trunc == "week":
-        return (days + _WEEK_SHIFT) // 7
+        return (days + WEEK_SHIFT) // 7
     if trunc == "month":
         moment = datetime.fromtimestamp(seconds, tz=UTC)
         return (moment.year - 1970) * 12 + moment.month - 1
@@ -44,7 +44,7 @@ def bucket_start(bucket: int, trunc: str) -> str:
     if trunc == "day":
         return (_EPOCH + timedelta(days=bucket)).isoformat()
     if trunc == "week":
-        return (_EPOCH + timedelta(days=bucket * 7 - _WEEK_SHIFT)).isoformat()
+        return (_EPOCH + timedelta(days=bucket * 7 - WEEK_SHIFT)).isoformat()
     if trunc == "month":
         return date(1970 + bucket // 12, bucket % 12 + 1, 1).isoformat()
     raise ValueError(f"unknown truncation {trunc!r}")

@@ -99,8 +99,7 @@ def witness_once(client: Client, witness: Witness, approve: set[str],
     for proposal in pending_proposals(client.http, witness.keys.party_id, witness.sig_pub, witness.policy):
         qid = proposal.query_id.hex()
         try:
-            signature = witness.decide(proposal, lambda after: client.audit_entries(after),
-                                       activation_ok=qid in approve)
+            signature = witness.decide(proposal, client.audit_entries, activation_ok=qid in approve)
         except WitnessRefused as exc:
             refused += 1
             if (qid, exc.message) not in reported:

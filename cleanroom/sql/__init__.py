@@ -36,10 +36,7 @@ class CompiledQuery:
 
 def output_columns(plan: Plan) -> list[str]:
     """The result's columns: group-by names, the ``as`` names, then ``persons`` if not selected."""
-    names = [key.alias for key in plan.group_by] + [c for a in plan.select for c in a.columns]
-    if not any(a.fn == "count_distinct" and a.arg == "person" for a in plan.select):
-        names.append("persons")
-    return names
+    return plan.output_columns
 
 
 def compile_query(sql: str, policy: Policy, requester: str) -> CompiledQuery:

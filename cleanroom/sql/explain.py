@@ -91,8 +91,7 @@ def _column_entries(policy: Policy, query: CompiledQuery, stds: dict[str, float]
             out.append({"column": a.alias, "kind": "avg", "statistic": f"sum:{a.arg} / count:{dataset}",
                         "noise_std": None, "noise_std_at_min_persons": bound / 10**metric.scale,
                         "unit": a.arg})
-    if "persons" in query.columns and not any(a.fn == "count_distinct" and a.arg == "person"
-                                              for a in query.plan.select):
+    if "persons" in query.columns and not query.plan.selects_gate:
         out.append({"column": "persons", "kind": "persons", "statistic": "persons",
                     "noise_std": stds["persons"], "unit": "persons"})
     return out

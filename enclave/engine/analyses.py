@@ -37,7 +37,7 @@ from protocol.policy import Policy
 from protocol.privacy.accounting import Calibrated, bun_steinke_epsilon, decimal_text
 from protocol.privacy.plan import PrivacyPlan, privacy_plan
 
-__all__ = ["NoiseSource", "Release", "run_query"]
+__all__ = ["NoiseSource", "Release", "draw", "run_query"]
 
 # Each kind's ``run(job, noisy, selection)`` (the contract: ``enclave/engine/analysis_base.py``).
 ANALYSES: dict[str, Callable[[Job, dict[str, list[int]], Selection], Output]] = {
@@ -64,7 +64,8 @@ class Release:
     privacy: dict[str, Any]
 
 
-def _draw(noise: NoiseSource, c: Calibrated) -> list[int]:
+def draw(noise: NoiseSource, c: Calibrated) -> list[int]:
+    """One statistic's noise vector, from its calibrated mechanism and scale."""
     if c.mechanism == "discrete_laplace":
         return noise.laplace(c.scale, c.statistic.length)
     return noise.gaussian(c.scale, c.statistic.length)
@@ -132,7 +133,7 @@ def run_query(
             metric_dataset = policy.dataset(plan.metric.dataset)
             assert metric_dataset is not None
             check_no_overflow(metric_dataset.max_rows, plan.metric_spec.min, plan.metric_spec.max)
-        noisy = {c.statistic.name: _draw(noise, c) for c in pp.calibrated}  # before any data
+        noisy = {c.statistic.name: draw(noise, c) for c in pp.calibrated}  # before any data
         job = Job(plan, policy, tables, random_bytes, join_key)
         out = ANALYSES[plan.analysis.kind](job, noisy, Selection(policy.privacy.min_cohort_size, pp.tau))
     finally:

@@ -20,14 +20,13 @@ import numpy as np
 from enclave.engine.aggregation import aggregate
 from enclave.engine.bounding import RandomBytes, bound_contributions
 from enclave.engine.columns import ColumnarTable
-from enclave.engine.plan_columns import clamped_times, group_codes, key_codes
+from enclave.engine.plan_columns import clamped_times, group_codes, key_codes, metric_of
 from protocol.errors import InvalidInput
-from protocol.policy import Policy
+from protocol.policy import ColumnRef, Policy
 from protocol.query_plan import LAG, Plan, PlanCheck, attribution_key_layout
+from protocol.time_buckets import DAY
 
 __all__ = ["attributed_values"]
-
-_DAY = 86_400
 
 
 def _credited(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
@@ -44,7 +43,7 @@ def _credited(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
     e_time = clamped_times(policy, tables[start.dataset], start)[exposure_rows]
     c_person = row_person[end.dataset][conversion_rows]
     c_time = clamped_times(policy, tables[end.dataset], end)[conversion_rows]
-    span = window.max_days * _DAY
+    span = window.max_days * DAY
     tie, n_tie = group_codes([key_codes(policy, tables[start.dataset], key, exposure_rows)
                               for key in plan.group_by if key.column.dataset == start.dataset] or
                              [(np.zeros(len(exposure_rows), dtype=np.int64), 1)])
@@ -91,7 +90,7 @@ def _lag_days(policy: Policy, tables: dict[str, ColumnarTable], plan: Plan, expo
     assert window is not None
     start = clamped_times(policy, tables[window.start.dataset], window.start)[exposures]
     end = clamped_times(policy, tables[window.end.dataset], window.end)[conversions]
-    return (end - start) // _DAY, window.max_days + 1
+    return (end - start) // DAY, window.max_days + 1
 
 
 def attributed_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],
@@ -127,9 +126,7 @@ def attributed_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict
             out[statistic.name] = counts.rows
         else:
             dataset, column = arg.split(".")
-            spec = policy.dataset(dataset)
-            metric = spec.metric(column) if spec else None
-            assert metric is not None, "check_plan checked every metric"
+            metric = metric_of(policy, ColumnRef(dataset, column))
             values = np.clip(tables[dataset].column(column)[conversions], metric.min, metric.max)
             sums = np.zeros(n, dtype=np.int64)
             np.add.at(sums, cells[keep], values[keep].astype(np.int64))

@@ -13,14 +13,12 @@ import numpy as np
 
 from enclave.engine.cohorts import cohort_codes
 from enclave.engine.columns import ColumnarTable
-from protocol.policy import ColumnRef, Dimension, Policy, Timestamp
+from protocol.policy import ColumnRef, Dimension, Metric, Policy, Timestamp
 from protocol.query_plan import LAG, GroupKey, Plan
-from protocol.time_buckets import bucket_range, bucket_start
+from protocol.time_buckets import DAY, WEEK_SHIFT, bucket_range, bucket_start
 
-__all__ = ["clamped_times", "group_codes", "group_labels", "key_codes", "row_masks"]
+__all__ = ["clamped_times", "group_codes", "group_labels", "key_codes", "metric_of", "row_masks"]
 
-_DAY = 86_400
-_WEEK_SHIFT = 3  # as protocol/time_buckets.py: weeks start on Monday
 
 
 def _dimension(policy: Policy, ref: ColumnRef) -> Dimension:
@@ -28,6 +26,13 @@ def _dimension(policy: Policy, ref: ColumnRef) -> Dimension:
     dimension = dataset.dimension(ref.column) if dataset else None
     assert dimension is not None, "check_plan checked every column"
     return dimension
+
+
+def metric_of(policy: Policy, ref: ColumnRef) -> Metric:
+    dataset = policy.dataset(ref.dataset)
+    metric = dataset.metric(ref.column) if dataset else None
+    assert metric is not None, "check_plan checked every metric"
+    return metric
 
 
 def _timestamp(policy: Policy, ref: ColumnRef) -> Timestamp:
@@ -45,11 +50,11 @@ def clamped_times(policy: Policy, table: ColumnarTable, ref: ColumnRef) -> np.nd
 
 
 def _buckets(seconds: np.ndarray, trunc: str) -> np.ndarray:
-    days = seconds // _DAY
+    days = seconds // DAY
     if trunc == "day":
         return days
     if trunc == "week":
-        return (days + _WEEK_SHIFT) // 7
+        return (days + WEEK_SHIFT) // 7
     return seconds.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
 
 

@@ -30,32 +30,19 @@ from enclave.engine.aggregation import (
     frequency_histogram,
     per_cohort_total,
 )
-from enclave.engine.analyses import NoiseSource, Release
+from enclave.engine.analyses import NoiseSource, Release, draw
 from enclave.engine.bounding import RandomBytes, bound_contributions
 from enclave.engine.cohorts import Selection, fixed_point_text
 from enclave.engine.columns import ColumnarTable
 from enclave.engine.join import match_users, unit_codes
 from enclave.engine.plan_attribution import attributed_values
-from enclave.engine.plan_columns import group_codes, group_labels, key_codes, row_masks
+from enclave.engine.plan_columns import group_codes, group_labels, key_codes, metric_of, row_masks
 from enclave.engine.release_timing import release_deadline, wait_for_release
-from protocol.policy import ColumnRef, Metric, Policy
+from protocol.policy import ColumnRef, Policy
 from protocol.privacy.accounting import MECHANISMS, Calibrated, bun_steinke_epsilon, calibrate, decimal_text
 from protocol.query_plan import Plan, PlanCheck
 
 __all__ = ["exact_values", "run_plan"]
-
-
-def _draw(noise: NoiseSource, c: Calibrated) -> list[int]:
-    if c.mechanism == "discrete_laplace":
-        return noise.laplace(c.scale, c.statistic.length)
-    return noise.gaussian(c.scale, c.statistic.length)
-
-
-def _metric(policy: Policy, ref: ColumnRef) -> Metric:
-    dataset = policy.dataset(ref.dataset)
-    metric = dataset.metric(ref.column) if dataset else None
-    assert metric is not None, "check_plan checked every metric"
-    return metric
 
 
 def _ref(text: str) -> ColumnRef:
@@ -74,10 +61,10 @@ def run_plan(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, Col
         for c in calibrated:
             if c.statistic.name.startswith("sum:"):
                 ref = _ref(c.statistic.name[4:])
-                metric, dataset = _metric(policy, ref), policy.dataset(ref.dataset)
+                metric, dataset = metric_of(policy, ref), policy.dataset(ref.dataset)
                 assert dataset is not None
                 check_no_overflow(dataset.max_rows, metric.min, metric.max)
-        noisy = {c.statistic.name: _draw(noise, c) for c in calibrated}  # before any data
+        noisy = {c.statistic.name: draw(noise, c) for c in calibrated}  # before any data
         true = exact_values(plan, check, policy, tables, random_bytes, join_key)
         columns, rows, suppressed = _release(plan, check, policy, true, noisy)
     finally:
@@ -191,7 +178,7 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
             out[statistic.name] = _histogram(plan, check, policy, tables, row_person, n_persons, arg,
                                              group, (users, cohorts, keep), random_bytes, join_key)
             continue
-        metric = _metric(policy, _ref(arg)) if kind == "sum" else None
+        metric = metric_of(policy, _ref(arg)) if kind == "sum" else None
         column = tables[dataset].column(arg.split(".")[1]) if metric is not None else None
         if dataset == group:  # the cohort dataset's own kept rows: row-level
             if metric is None:
@@ -228,10 +215,7 @@ def _release(plan: Plan, check: PlanCheck, policy: Policy, true: dict[str, np.nd
     """Noised cells, the release gate on noisy persons, and the output rows in plan order."""
     labels = group_labels(policy, plan)
     selection = Selection(check.min_persons, None)
-    gate_selected = any(a.fn == "count_distinct" and a.arg == "person" for a in plan.select)
-    columns = [key.alias for key in plan.group_by] + [c for a in plan.select for c in a.columns]
-    if not gate_selected:
-        columns.append("persons")
+    columns = plan.output_columns
     rows, suppressed = [], 0
     for cell, label in enumerate(labels):
         noised = {name: int(values[cell]) + noisy[name][cell] for name, values in true.items()
@@ -253,12 +237,12 @@ def _release(plan: Plan, check: PlanCheck, policy: Policy, true: dict[str, np.nd
                 draws = noisy[f"histogram:{a.arg}"][cell * a.max:(cell + 1) * a.max]
                 row.extend(max(0, int(v) + d) for v, d in zip(cells, draws, strict=True))
             else:
-                scale = _metric(policy, _ref(a.arg)).scale
+                scale = metric_of(policy, _ref(a.arg)).scale
                 total = Fraction(noised[f"sum:{a.arg}"], 10**scale)
                 if a.fn == "avg":
                     total /= max(1, noised[f"count:{a.arg.split('.')[0]}"])
                 row.append(fixed_point_text(total, scale))
-        if not gate_selected:
+        if not plan.selects_gate:
             row.append(persons)
         rows.append(row)
     return columns, rows, suppressed
@@ -290,7 +274,7 @@ def _metadata(plan: Plan, check: PlanCheck, policy: Policy, calibrated: list[Cal
         meta["sensitivity_l2_squared"] = {c.statistic.name: c.statistic.l2_sq for c in calibrated}
     for c in calibrated:
         if c.statistic.name.startswith("sum:"):
-            metric = _metric(policy, _ref(c.statistic.name[4:]))
+            metric = metric_of(policy, _ref(c.statistic.name[4:]))
             meta["clamps"][c.statistic.name[4:]] = [str(Fraction(metric.min, 10**metric.scale)),
                                                     str(Fraction(metric.max, 10**metric.scale))]
             meta["fixed_point_scale"][c.statistic.name[4:]] = metric.scale
@@ -310,6 +294,6 @@ def _column_statistics(plan: Plan) -> dict[str, list[str]]:
             out[a.alias] = [f"sum:{a.arg}"]
         else:
             out[a.alias] = [f"sum:{a.arg}", f"count:{a.arg.split('.')[0]}"]
-    if not any(a.fn == "count_distinct" and a.arg == "person" for a in plan.select):
+    if not plan.selects_gate:
         out["persons"] = ["persons"]
     return out
