@@ -19,6 +19,7 @@ from protocol.errors import PolicyInvalid
 from protocol.policy_columns import bucketed_dimension, timestamp_column
 from protocol.policy_model import (
     BUDGET_UNITS,
+    COHORT_KEYS,
     DEFAULT_DELTA,
     Analysis,
     ColumnRef,
@@ -61,7 +62,6 @@ POLICY_FORMAT = 1
 ANALYSIS_KINDS = ("overlap", "aggregate", "reach_frequency", "attribution", "cohort_activation")
 WITNESS_MODES = ("none", "owners")  # docs/witness.md
 MODES = ("pure", "zcdp")  # pure ε-DP with discrete Laplace, or ρ-zCDP with discrete Gaussian
-COHORT_KEYS = ("public", "private")
 MAX_IDENTIFIERS = 100_000  # cohort_activation: ids per result, so a result fits one frame
 # Hard caps on a dataset's total budget (docs/privacy.md: AWS caps ε at 20). ρ = 2 is ε ≈ 15 at
 # δ = 1e-9 by the Bun–Steinke bound.

@@ -10,11 +10,12 @@ from fractions import Fraction
 from typing import Any
 
 __all__ = [
-    "BUDGET_UNITS", "DEFAULT_DELTA", "Analysis", "ColumnRef", "Dataset", "DatasetRules", "Dimension",
-    "Metric", "Party", "Policy", "Privacy", "Template", "Timestamp",
+    "BUDGET_UNITS", "COHORT_KEYS", "DEFAULT_DELTA", "Analysis", "ColumnRef", "Dataset", "DatasetRules",
+    "Dimension", "GroupChoice", "Metric", "Party", "Policy", "Privacy", "Template", "Timestamp",
 ]
 
 DEFAULT_DELTA = Fraction(1, 10**9)
+COHORT_KEYS = ("public", "private")  # declared keys: released by min size, or also past τ
 BUDGET_UNITS = {"pure": "epsilon", "zcdp": "rho"}  # privacy.mode -> the unit budgets are kept in
 
 
@@ -71,6 +72,7 @@ class DatasetRules:
     cost: Fraction  # per query, in the policy's budget unit
     max_group_by: int
     max_aggregates: int
+    cohort_keys: str = "public"  # "private": a row is released only past the threshold τ
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,10 @@ class Template:
 
     ``plan`` is a query plan document (protocol/query_plan.py) in which the values of some WHERE
     predicates are ``{"param": name}``; a request names the template and gives each parameter's
-    values, which must be declared values of the dimension ``params`` names. The template's own
-    requesters, recipients and charge apply instead of the datasets' rules.
+    values, which must be declared values of the dimension ``params`` names. An entry
+    ``{"param": name}`` of the plan's ``group_by`` is a choice of up to ``max`` of the columns
+    ``group_params`` lists. The template's own requesters, recipients and charge apply instead of
+    the datasets' rules.
     """
 
     id: str
@@ -158,6 +162,16 @@ class Template:
     sql: str  # what the plan was compiled from, for people to read (the enclave runs the plan)
     plan: dict[str, Any]
     params: dict[str, ColumnRef]
+    group_params: dict[str, GroupChoice] = field(default_factory=dict)
+    cohort_keys: str = "public"  # "private": a row is released only past the threshold τ
+
+
+@dataclass(frozen=True)
+class GroupChoice:
+    """A template's GROUP BY parameter: the request picks 0..``max`` distinct ``columns``."""
+
+    columns: tuple[ColumnRef, ...]
+    max: int
 
 
 @dataclass(frozen=True)

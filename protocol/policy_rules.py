@@ -12,7 +12,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from protocol.errors import PolicyInvalid
-from protocol.policy_model import BUDGET_UNITS, Dataset, DatasetRules
+from protocol.policy_model import BUDGET_UNITS, COHORT_KEYS, Dataset, DatasetRules
 from protocol.policy_reader import TableReader
 
 __all__ = ["METRIC_AGGREGATES", "dataset_rules"]
@@ -60,8 +60,11 @@ def dataset_rules(r: TableReader, dataset: Dataset, party_ids: set[str], mode: s
         min_persons=r.positive_int("min_persons", upper=1_000_000),
         cost=r.fraction(unit), max_group_by=r.positive_int("max_group_by", default=2, upper=8),
         max_aggregates=r.positive_int("max_aggregates", default=8, upper=32),
+        cohort_keys=r.get("cohort_keys", str, "public"),
     )
     r.done()
+    if rules.cohort_keys not in COHORT_KEYS:
+        raise PolicyInvalid(f"{r.where('cohort_keys')}: must be one of {COHORT_KEYS}")
     if rules.cost <= Fraction(0):
         raise PolicyInvalid(f"{r.where(unit)}: must be positive")
     return rules

@@ -28,12 +28,21 @@ from fractions import Fraction
 from typing import Any
 
 from protocol.errors import PolicyViolation, ProtocolError
-from protocol.policy import ColumnRef, DatasetRules, Policy, Timestamp
+from protocol.plan_window import (
+    LAG,
+    attribution_key_layout,
+    check_window,
+    declared_values,
+    key_size,
+    timestamp_of,
+)
+from protocol.policy import ColumnRef, DatasetRules, Policy
 from protocol.policy_model import Template
-from protocol.privacy.accounting import Statistic
+from protocol.privacy.accounting import Statistic, calibrate
 from protocol.privacy.plan_statistics import plan_statistics
+from protocol.privacy.threshold import release_threshold
 from protocol.templates import template_rules
-from protocol.time_buckets import DAY, TRUNCS, bucket_range
+from protocol.time_buckets import TRUNCS
 
 __all__ = [
     "LAG",
@@ -59,9 +68,8 @@ COMPARISONS = ("ge", "gt", "le", "lt")  # on timestamps, with one Unix time
 # Any-touch (credit every exposure in the window) is not offered: its work grows with exposures x
 # conversions per person, which no public bound the enclave's memory can take keeps small.
 MODELS = ("last_touch", "first_touch")
-LAG = "lag_days"  # a group key of an attributed query: whole days from the credited exposure
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_FIELDS = {"v", "datasets", "where", "group_by", "select", "window"}
+_FIELDS = {"v", "datasets", "where", "group_by", "select", "window", "join"}
 
 
 @dataclass(frozen=True)
@@ -124,9 +132,17 @@ class Plan:
     group_by: tuple[GroupKey, ...]
     select: tuple[Aggregate, ...]
     window: Window | None = None
+    # "left": every person of datasets[0] counts; those with no (filtered) row in the other
+    # dataset form one more cohort, whose group keys are nil (FROM a LEFT JOIN b)
+    join: str = "inner"
+
+    @property
+    def left_join(self) -> bool:
+        return self.join == "left"
 
     def to_wire(self) -> dict[str, Any]:
         return {"v": PLAN_VERSION, "datasets": list(self.datasets),
+                **({"join": "left"} if self.left_join else {}),
                 "where": [{"column": str(p.column), "op": p.op, "values": list(p.values)}
                           for p in self.where],
                 "group_by": [key.to_wire() for key in self.group_by],
@@ -200,7 +216,10 @@ def parse_plan(doc: object) -> Plan:
         select.append(Aggregate(item["fn"], item["arg"], item["as"], top if histogram else None))
     if not select:
         raise ProtocolError("plan select: at least one aggregate")
-    plan = Plan(tuple(datasets), tuple(where), group_by, tuple(select), _window(doc.get("window")))
+    join = doc.get("join", "inner")
+    if "join" in doc and (join != "left" or len(datasets) != 2):
+        raise ProtocolError("plan join: \"left\" with two datasets, or absent for the inner join")
+    plan = Plan(tuple(datasets), tuple(where), group_by, tuple(select), _window(doc.get("window")), join)
     names = plan.output_columns  # the release gate is released as persons unless selected
     if len(set(names)) != len(names):
         raise ProtocolError("plan: output column names must be distinct (persons is the gate's "
@@ -243,10 +262,32 @@ class PlanCheck:
     group_dataset: str | None  # the cohort dataset (None: no GROUP BY, or an attributed query)
     n_cohorts: int
     statistics: tuple[Statistic, ...]  # "persons" first; then one per distinct count / sum
+    tau: int | None = None  # private cohort keys: a row also needs this many noisy persons
+    delta: Fraction = Fraction(0)  # the δ of that selection, charged with the cost
 
 
 def _deny(clause: str, rule: str) -> PolicyViolation:
     return PolicyViolation(f"{clause}: {rule}")
+
+
+def _check_left_join(plan: Plan, rules: dict[str, DatasetRules], group_dataset: str | None) -> int:
+    """The extra cohort a LEFT JOIN adds (the kept dataset's persons without a row in the other),
+    after checking it is one: grouped by the other dataset's columns, no window, and counting
+    the kept dataset's persons is allowed (as for COUNT(DISTINCT kept.person))."""
+    if not plan.left_join:
+        return 0
+    kept = plan.datasets[0]
+    clause = f"FROM {kept} LEFT JOIN {plan.datasets[1]}"
+    if plan.window is not None:
+        raise _deny(clause, "a time window relates rows of both datasets: use JOIN")
+    if not rules[kept].count_rows:
+        raise _deny(clause, f"the owner's rule does not allow counting {kept}")
+    if not plan.group_by:
+        return 0  # one cohort: every person of the kept dataset
+    if group_dataset == kept:
+        raise _deny(clause, f"GROUP BY the columns of {plan.datasets[1]} (grouped by {kept}'s own "
+                            f"columns, COUNT(DISTINCT {kept}.person) with JOIN counts them)")
+    return 1
 
 
 def check_plan(policy: Policy, plan: Plan, requester: str, *, template: Template | None = None) -> PlanCheck:
@@ -282,16 +323,16 @@ def check_plan(policy: Policy, plan: Plan, requester: str, *, template: Template
         if allowed is None or predicate.column.column not in allowed.filter_by:
             raise _deny(f"WHERE {predicate.column}", "the owner's rule does not allow filtering on it")
         if predicate.op in COMPARISONS:
-            _timestamp(policy, predicate.column, "WHERE")
+            timestamp_of(policy, predicate.column, "WHERE")
             continue
-        declared = _dimension(policy, predicate.column, "WHERE")
+        declared = declared_values(policy, predicate.column, "WHERE")
         undeclared = sorted(set(map(str, predicate.values)) - set(declared))
         if undeclared:
             raise _deny(f"WHERE {predicate.column}", f"{undeclared[0]!r} is not a declared value")
-    _check_window(policy, plan, rules)
+    check_window(policy, plan, rules)
     n_cohorts, group_dataset = 1, None
     for key in plan.group_by:
-        n_cohorts *= _key_size(policy, plan, key)
+        n_cohorts *= key_size(policy, plan, key)
         if key.column.dataset not in rules or key.column.column not in rules[key.column.dataset].group_by:
             raise _deny(f"GROUP BY {key.column}", "the owner's rule does not allow grouping by it")
     if plan.group_by:
@@ -303,82 +344,20 @@ def check_plan(policy: Policy, plan: Plan, requester: str, *, template: Template
             group_dataset = next(iter(datasets))
         if len(plan.group_by) > min(r.max_group_by for r in rules.values()):
             raise _deny("GROUP BY", "more columns than the rules allow")
+    n_cohorts += _check_left_join(plan, rules, group_dataset)
     if n_cohorts > MAX_PLAN_CELLS:
         raise _deny("GROUP BY", f"the query would release {n_cohorts:,} rows, more than {MAX_PLAN_CELLS:,}")
     if len(plan.select) > min(r.max_aggregates for r in rules.values()):
         raise _deny("SELECT", "more aggregates than the rules allow")
     stats = plan_statistics(policy, plan, rules, n_cohorts, group_dataset)
-    return PlanCheck(requester, recipients, max(r.cost for r in rules.values()),
+    cost = max(r.cost for r in rules.values())
+    tau, delta = None, Fraction(0)
+    if plan.group_by and any(r.cohort_keys == "private" for r in rules.values()):
+        # τ thresholds the persons count, which a person moves in at most cells_per_unit cells:
+        # the derivation is protocol/privacy/threshold.py's; δ is the policy's per query.
+        persons = calibrate(list(stats), policy.privacy.mode, cost)[0]
+        delta = policy.privacy.delta
+        tau = release_threshold(persons.mechanism, persons.scale, persons.statistic.cells_per_unit, delta)
+    return PlanCheck(requester, recipients, cost,
                      max([policy.privacy.min_cohort_size, *(r.min_persons for r in rules.values())]),
-                     group_dataset, n_cohorts, stats)
-
-
-def _check_window(policy: Policy, plan: Plan, rules: dict[str, DatasetRules]) -> None:
-    """A window relates an exposure dataset's timestamp to a conversion dataset's; only the
-    conversion side's rows are counted and summed (each is credited to one exposure row)."""
-    window = plan.window
-    if window is None:
-        return
-    clause = f"JOIN ON {window.end} BETWEEN {window.start} AND +{window.max_days} days"
-    _timestamp(policy, window.start, "JOIN ON")
-    _timestamp(policy, window.end, "JOIN ON")
-    if window.start.dataset == window.end.dataset:
-        raise _deny(clause, "a window relates the timestamps of two different datasets")
-    longest = min(r.max_window_days for r in rules.values())
-    if window.max_days > longest:
-        raise _deny(clause, f"the rules allow windows of at most {longest} days")
-    _, time_bits, tie_bits, person_bits = attribution_key_layout(policy, plan)
-    if time_bits + tie_bits + person_bits > 62:
-        raise _deny(clause, "the timestamps' declared ranges and the exposure side's group keys are "
-                            "too wide for one attribution query; narrow the declared time range")
-    for aggregate in plan.select:
-        counted = aggregate.arg.split(".")[0]
-        if aggregate.fn != "count_distinct" and counted != window.end.dataset:
-            raise _deny(f"SELECT {aggregate.fn.upper()}({aggregate.arg})",
-                        f"an attributed query counts and sums the rows of {window.end.dataset} only")
-
-
-def attribution_key_layout(policy: Policy, plan: Plan) -> tuple[int, int, int, int]:
-    """(base, time bits, tie bits, person bits) of the int64 keys attribution sorts, from the
-    policy alone: clamped times lie in the declared ranges, persons are at most the smaller
-    dataset's max_rows, and tie codes range over the exposure side's group keys. Fixed before
-    any data is read, so no data can make a charged query fail on the key width."""
-    window = plan.window
-    assert window is not None
-    start, end = _timestamp(policy, window.start, "JOIN ON"), _timestamp(policy, window.end, "JOIN ON")
-    span = window.max_days * DAY
-    base = min(start.min, end.min) - span
-    time_bits = (max(start.max, end.max) - base + 1).bit_length()
-    n_tie = 1
-    for key in plan.group_by:
-        if key.column.dataset == window.start.dataset:
-            n_tie *= _key_size(policy, plan, key)
-    persons = min(d.max_rows for d in policy.datasets if d.name in plan.datasets)
-    return base, time_bits, max(n_tie - 1, 1).bit_length(), max(persons, 1).bit_length()
-
-
-def _key_size(policy: Policy, plan: Plan, key: GroupKey) -> int:
-    """How many values a group key has: declared values, time buckets, or lag days (public)."""
-    if key.trunc is None:
-        return len(_dimension(policy, key.column, "GROUP BY"))
-    if key.trunc == LAG:  # conversion lag: 0, 1, ..., max_days whole days after the exposure
-        if plan.window is None or key.column != plan.window.end:
-            raise _deny(f"GROUP BY lag of {key.column}", "a lag is of the window's later timestamp")
-        return plan.window.max_days + 1
-    return bucket_range(_timestamp(policy, key.column, "GROUP BY"), key.trunc)[1]
-
-
-def _timestamp(policy: Policy, ref: ColumnRef, clause: str) -> Timestamp:
-    dataset = policy.dataset(ref.dataset)
-    column = dataset.timestamp(ref.column) if dataset else None
-    if column is None:
-        raise _deny(f"{clause} {ref}", "not a timestamp of a joined dataset")
-    return column
-
-
-def _dimension(policy: Policy, ref: ColumnRef, clause: str) -> tuple[str, ...]:
-    dataset = policy.dataset(ref.dataset)
-    dimension = dataset.dimension(ref.column) if dataset else None
-    if dimension is None:
-        raise _deny(f"{clause} {ref}", "not a dimension of a joined dataset")
-    return dimension.values
+                     group_dataset, n_cohorts, stats, tau, delta)

@@ -1,8 +1,10 @@
 """Named query templates of the policy (``[[templates]]``, docs/query-language.md#templates).
 
 A template is a query plan that every party approved by signing the policy, with parameters in
-place of some WHERE values. ``parse_templates`` validates each one when the policy is parsed (so
-a broken template is a broken policy), ``instantiate`` fills in a request's parameter values, and
+place of some WHERE values (declared values of one dimension) and of some GROUP BY keys (up to
+``max`` of the columns the template lists: the named analyses' choice of cohorts).
+``parse_templates`` validates each one when the policy is parsed (so a broken template is a
+broken policy), ``instantiate`` fills in a request's parameter values, and
 ``template_rules`` gives ``check_plan`` the template's own terms in place of the datasets' rules:
 its requesters, recipients and charge, the policy's ``min_cohort_size``, and every column the
 plan names (the plan was approved as it is; only its parameter values vary, and only within the
@@ -16,7 +18,16 @@ from fractions import Fraction
 from typing import Any
 
 from protocol.errors import PolicyInvalid, PolicyViolation, ProtocolError
-from protocol.policy_model import BUDGET_UNITS, ColumnRef, Dataset, DatasetRules, Policy, Template
+from protocol.policy_model import (
+    BUDGET_UNITS,
+    COHORT_KEYS,
+    ColumnRef,
+    Dataset,
+    DatasetRules,
+    GroupChoice,
+    Policy,
+    Template,
+)
 from protocol.policy_reader import TableReader
 
 __all__ = ["instantiate", "parse_templates", "template_rules"]
@@ -32,6 +43,21 @@ def _param_ref(text: object, where: str, datasets: dict[str, Dataset]) -> Column
     if dataset is None or dataset.dimension(column) is None:
         raise PolicyInvalid(f"{where}: {text!r} is not a dimension of a dataset")
     return ColumnRef(name, column)
+
+
+def _group_choice(r: TableReader, datasets: dict[str, Dataset]) -> GroupChoice:
+    columns = []
+    for text in r.strings("group_by"):
+        ref = text.split(".") if text.count(".") == 1 else None
+        dataset = datasets.get(ref[0]) if ref else None
+        if ref is None or dataset is None or dataset.dimension(ref[1]) is None:
+            raise PolicyInvalid(f"{r.where('group_by')}: {text!r} is not a dimension of a dataset")
+        columns.append(ColumnRef(ref[0], ref[1]))
+    if not columns:  # the reader has refused duplicates
+        raise PolicyInvalid(f"{r.where('group_by')}: must list the columns to choose from")
+    choice = GroupChoice(tuple(columns), r.positive_int("max", default=1, upper=len(columns)))
+    r.done()
+    return choice
 
 
 def _template(r: TableReader, party_ids: set[str], datasets: dict[str, Dataset], mode: str,
@@ -52,14 +78,22 @@ def _template(r: TableReader, party_ids: set[str], datasets: dict[str, Dataset],
         raise PolicyInvalid(f"{r.where('plan')}: not valid JSON (write it with cleanroom policy "
                             "compile-templates)") from None
     params_reader = TableReader(r.get("params", dict, {}), r.where("params"))
-    params = {name: _param_ref(params_reader.get(name, str), params_reader.where(name), datasets)
-              for name in sorted(params_reader.table)}
+    params, group_params = {}, {}
+    for name in sorted(params_reader.table):
+        if isinstance(params_reader.table[name], dict):  # name = { group_by = [...], max = 2 }
+            group_params[name] = _group_choice(
+                TableReader(params_reader.get(name, dict), params_reader.where(name)), datasets)
+        else:
+            params[name] = _param_ref(params_reader.get(name, str), params_reader.where(name), datasets)
     params_reader.done()
+    cohort_keys = r.get("cohort_keys", str, "public")
+    if cohort_keys not in COHORT_KEYS:
+        raise PolicyInvalid(f"{r.where('cohort_keys')}: must be one of {COHORT_KEYS}")
     cost = r.fraction(unit)
     if cost > per_query_max:
         raise PolicyInvalid(f"{r.where(unit)}: exceeds privacy.{unit}_per_query_max")
     template = Template(r.name("id"), r.get("description", str, ""), requesters, recipients, cost, sql,
-                        plan, params)
+                        plan, params, group_params, cohort_keys)
     r.done()
     return template
 
@@ -86,18 +120,30 @@ def check_templates(policy: Policy) -> None:
             assert dimension is not None
             sample[name] = [dimension.values[0]]
         try:
-            plan = parse_plan(instantiate(template, sample))
-            check_plan(policy, plan, template.requesters[0], template=template)
+            for choice in _group_samples(template):
+                plan = parse_plan(instantiate(template, {**sample, **choice}))
+                check_plan(policy, plan, template.requesters[0], template=template)
         except (ProtocolError, PolicyViolation) as exc:
             raise PolicyInvalid(f"templates.{template.id}.plan: {exc.message}") from None
 
 
+def _group_samples(template: Template) -> list[dict[str, list[str]]]:
+    """Group-by choices that exercise every listed column, and each parameter at its most
+    columns (where a too-wide or mis-sourced choice would show)."""
+    samples: list[dict[str, list[str]]] = [{}]
+    for name, choice in template.group_params.items():
+        picks = [[str(c)] for c in choice.columns] + [[str(c) for c in choice.columns[-choice.max:]]]
+        samples = [{**s, name: pick} for s in samples for pick in picks]
+    return samples[:64]  # a bound on the policy check's work; one parameter is the usual case
+
+
 def instantiate(template: Template, values: object) -> dict[str, Any]:
     """The template's plan with each ``{"param": name}`` replaced by the request's values."""
-    if not isinstance(values, dict) or set(values) != set(template.params):
-        raise ProtocolError(f"template {template.id}: params must be exactly {sorted(template.params)}")
+    names = set(template.params) | set(template.group_params)
+    if not isinstance(values, dict) or set(values) != names:
+        raise ProtocolError(f"template {template.id}: params must be exactly {sorted(names)}")
     plan: dict[str, Any] = json.loads(json.dumps(template.plan))  # a copy no request can reach into
-    used = set()
+    used = _fill_group_by(template, plan, values)
     for predicate in plan.get("where", []):
         slot = predicate.get("values") if isinstance(predicate, dict) else None
         if isinstance(slot, dict) and set(slot) == {"param"}:
@@ -109,10 +155,35 @@ def instantiate(template: Template, values: object) -> dict[str, Any]:
                 raise ProtocolError(f"template {template.id}: {name} takes a list of declared values")
             predicate["values"] = given
             used.add(name)
-    if used != set(template.params):
-        raise ProtocolError(f"template {template.id}: parameters {sorted(set(template.params) - used)} "
+    if used != names:
+        raise ProtocolError(f"template {template.id}: parameters {sorted(names - used)} "
                             "are not used by its plan")
     return plan
+
+
+def _fill_group_by(template: Template, plan: dict[str, Any], values: dict[str, Any]) -> set[str]:
+    """Replace each ``{"param": name}`` of ``group_by`` by the chosen columns (0..max, distinct,
+    from the template's list, in the order asked); the names used."""
+    keys, used = [], set()
+    for key in plan.get("group_by", []) if isinstance(plan.get("group_by"), list) else []:
+        if not (isinstance(key, dict) and set(key) == {"param"}):
+            keys.append(key)
+            continue
+        name = key["param"]
+        choice = template.group_params.get(name)
+        if choice is None or name in used:
+            raise ProtocolError(f"template {template.id}: {name!r} is not a GROUP BY parameter")
+        given = values[name]
+        allowed = {str(c) for c in choice.columns}
+        if (not isinstance(given, list) or not all(isinstance(v, str) and v in allowed for v in given)
+                or len(set(given)) != len(given) or len(given) > choice.max):
+            raise PolicyViolation(f"template {template.id}: {name} takes at most {choice.max} distinct "
+                                  f"of {sorted(allowed)}")
+        keys.extend(given)
+        used.add(name)
+    if "group_by" in plan:
+        plan["group_by"] = keys
+    return used
 
 
 def template_rules(policy: Policy, template: Template, dataset: Dataset) -> DatasetRules:
@@ -123,5 +194,5 @@ def template_rules(policy: Policy, template: Template, dataset: Dataset) -> Data
         filter_by=tuple(d.name for d in dataset.dimensions) + tuple(t.name for t in dataset.timestamps),
         count_rows=True, metrics={m.name: ("sum", "avg") for m in dataset.metrics}, join_with=(),
         max_window_days=366, min_persons=policy.privacy.min_cohort_size, cost=template.cost,
-        max_group_by=8, max_aggregates=32,
+        max_group_by=8, max_aggregates=32, cohort_keys=template.cohort_keys,
     )

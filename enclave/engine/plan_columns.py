@@ -93,10 +93,10 @@ def group_codes(columns: Sequence[tuple[np.ndarray, int]]) -> tuple[np.ndarray, 
     return cohort_codes([codes for codes, _ in columns], [size for _, size in columns])
 
 
-def group_labels(policy: Policy, plan: Plan) -> list[list[str]]:
+def group_labels(policy: Policy, plan: Plan) -> list[list[str | None]]:
     """Every cell's labels in the order of ``group_codes``: declared values, bucket start dates,
-    or whole days of lag."""
-    labels: list[list[str]] = [[]]
+    or whole days of lag; a grouped LEFT JOIN ends with its unmatched persons' cohort, all nil."""
+    labels: list[list[str | None]] = [[]]
     for key in plan.group_by:
         if key.trunc is None:
             values = list(_dimension(policy, key.column).values)
@@ -107,4 +107,6 @@ def group_labels(policy: Policy, plan: Plan) -> list[list[str]]:
             first, count = bucket_range(_timestamp(policy, key.column), key.trunc)
             values = [bucket_start(first + i, key.trunc) for i in range(count)]
         labels = [[*prefix, value] for prefix in labels for value in values]
+    if plan.left_join and plan.group_by:
+        labels.append([None] * len(plan.group_by))
     return labels

@@ -74,8 +74,10 @@ def run_plan(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, Col
 
 
 def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
-             join_key: bytes) -> tuple[dict[str, np.ndarray], int]:
-    """Each dataset's row -> matched person code (-1: filtered out or not on the other side)."""
+             join_key: bytes) -> tuple[dict[str, np.ndarray], int, int]:
+    """Each dataset's row -> person code (-1: filtered out or, in a JOIN, not on the other side),
+    the persons and the matched persons: codes 0..matched-1 are matched; with a LEFT JOIN the
+    kept dataset's other persons follow."""
     masks = row_masks(plan, policy, tables)
     left, right = policy.join  # check_plan: the plan joins exactly these two
     sides = []
@@ -93,7 +95,17 @@ def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
             full = np.full(tables[name].rows, -1, dtype=np.int64)
             full[mask] = users
             out[name] = full
-    return out, match.n_matched
+    n_persons = match.n_matched
+    if plan.left_join:
+        kept = plan.datasets[0]
+        rows = out[kept] < 0
+        mask = masks[kept]
+        if mask is not None:
+            rows &= mask
+        units, n_unmatched = unit_codes(tables[kept].ids[rows])
+        out[kept][rows] = units + match.n_matched
+        n_persons += n_unmatched
+    return out, n_persons, match.n_matched
 
 
 def _per_person_rows(users: np.ndarray, n_persons: int, linf: int, tags: np.ndarray,
@@ -144,7 +156,7 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
                  random_bytes: RandomBytes, join_key: bytes) -> dict[str, np.ndarray]:
     """Exact int64 value per cohort of every statistic of the plan."""
     privacy, n = policy.privacy, check.n_cohorts
-    row_person, n_persons = _matched(plan, policy, tables, join_key)
+    row_person, n_persons, n_matched = _matched(plan, policy, tables, join_key)
     if plan.window is not None:
         return attributed_values(plan, check, policy, tables, row_person, n_persons, random_bytes, join_key)
     group = check.group_dataset
@@ -163,6 +175,10 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
                                    row_tag=tables[group].join_keys(join_key)[sel])
         # One sort of the kept (person, cohort) pairs serves every count and sum below.
         kept_cohorts, pair_user, pair_cohort = cohort_pairs(users, cohorts, n, keep)
+        if plan.left_join:  # the kept dataset's unmatched persons: the last cohort, nil keys
+            unmatched = np.arange(n_matched, n_persons, dtype=np.int64)
+            pair_user = np.concatenate([pair_user, unmatched])
+            pair_cohort = np.concatenate([pair_cohort, np.full(len(unmatched), n - 1, dtype=np.int64)])
     per_person_keep: dict[str, np.ndarray] = {}  # dataset -> its Linf-bounded rows (of matched rows)
     out: dict[str, np.ndarray] = {}
     for statistic in check.statistics:
@@ -214,7 +230,7 @@ def _release(plan: Plan, check: PlanCheck, policy: Policy, true: dict[str, np.nd
              noisy: dict[str, list[int]]) -> tuple[list[str], list[list[Any]], int]:
     """Noised cells, the release gate on noisy persons, and the output rows in plan order."""
     labels = group_labels(policy, plan)
-    selection = Selection(check.min_persons, None)
+    selection = Selection(check.min_persons, check.tau)
     columns = plan.output_columns
     rows, suppressed = [], 0
     for cell, label in enumerate(labels):
@@ -254,10 +270,12 @@ def _metadata(plan: Plan, check: PlanCheck, policy: Policy, calibrated: list[Cal
     unit = privacy.unit
     meta: dict[str, Any] = {
         "mechanism": MECHANISMS[privacy.mode], "noise_source": noise.mechanism, "accounting": privacy.mode,
-        "delta_charged": "0", "delta_total": str(privacy.conversion_delta),
+        "delta_charged": str(check.delta), "delta_total": str(privacy.conversion_delta + check.delta),
         f"{unit}_charged": str(check.cost),
         f"{unit}_per_statistic": {c.statistic.name: str(c.share) for c in calibrated},
-        "min_persons": check.min_persons, "cohorts_total": check.n_cohorts, "suppressed_cohorts": suppressed,
+        "min_persons": check.min_persons,
+        **({"cohort_keys": "private", "threshold": check.tau} if check.tau is not None else {}),
+        "cohorts_total": check.n_cohorts, "suppressed_cohorts": suppressed,
         "contribution_bounds": {"max_cohorts_per_user": privacy.max_cohorts_per_user,
                                 "max_rows_per_user": privacy.max_rows_per_user},
         # which released column each noisy vector feeds (avg: sum / count)

@@ -141,7 +141,6 @@ class FreeformQuery:
     kind: str = "plan"
     analysis_id: str = ""
     approval: str = "none"
-    delta: Fraction = Fraction(0)  # the plan's cohorts are declared values: a public shape
     template_params: dict[str, Any] | None = None  # a template's request: its parameter values
 
     @property
@@ -151,6 +150,10 @@ class FreeformQuery:
     @property
     def cost(self) -> Fraction:
         return self.check.cost
+
+    @property
+    def delta(self) -> Fraction:  # private cohort keys' selection δ (0 for public keys)
+        return self.check.delta
 
     @property
     def recipients(self) -> tuple[str, ...]:

@@ -36,7 +36,10 @@ def plan_statistics(policy: Policy, plan: Plan, rules: dict[str, DatasetRules], 
     """The released vectors and what one person can change in each (docs/privacy.md).
 
     A person is in at most k = min(L0, cohorts) cohorts (one without GROUP BY), and the engine
-    keeps at most Linf of its rows of a dataset per cohort, each metric clamped to C:
+    keeps at most Linf of its rows of a dataset per cohort, each metric clamped to C. With a
+    LEFT JOIN grouped by the other dataset, ``n_cohorts`` counts the extra cohort of the kept
+    dataset's unmatched persons, and k = min(L0, n_cohorts - 1) + 1: removing a person's rows
+    from the other dataset moves it from its ≤ min(L0, n_cohorts - 1) cohorts to that one.
 
     * ``persons`` (COUNT(DISTINCT person), also the release gate): 1 in each of k cells
     * ``persons:D`` (COUNT(DISTINCT D.person): D's persons in the cohort, matched or not): the
@@ -51,7 +54,8 @@ def plan_statistics(policy: Policy, plan: Plan, rules: dict[str, DatasetRules], 
       nothing bounding has not already removed)
     """
     privacy = policy.privacy
-    k = min(privacy.max_cohorts_per_user, n_cohorts) if plan.group_by else 1
+    unmatched = 1 if plan.left_join and plan.group_by else 0  # the LEFT JOIN's extra cohort
+    k = min(privacy.max_cohorts_per_user, n_cohorts - unmatched) + unmatched if plan.group_by else 1
     linf = privacy.max_rows_per_user
     out = {"persons": Statistic("persons", n_cohorts, k, 1)}
     for aggregate in plan.select:
@@ -63,8 +67,8 @@ def plan_statistics(policy: Policy, plan: Plan, rules: dict[str, DatasetRules], 
             # Every person of one dataset in the cohort, matched or not (the exposed of a lift).
             if column != "person" or dataset_name not in rules:
                 raise _deny(clause, "COUNT(DISTINCT ...) counts persons: person, or dataset.person")
-            if plan.window is not None or (plan.group_by and dataset_name != group_dataset):
-                raise _deny(clause, "counts the persons of the GROUP BY dataset, without a window")
+            if plan.window is not None or plan.left_join or (plan.group_by and dataset_name != group_dataset):
+                raise _deny(clause, "counts the persons of the GROUP BY dataset, with JOIN and no window")
             if not rules[dataset_name].count_rows:
                 raise _deny(clause, f"the owner's rule does not allow counting {dataset_name}")
             name = f"persons:{dataset_name}"
@@ -73,8 +77,10 @@ def plan_statistics(policy: Policy, plan: Plan, rules: dict[str, DatasetRules], 
         if aggregate.fn == "histogram":
             if aggregate.arg not in rules or not rules[aggregate.arg].count_rows:
                 raise _deny(clause, "the owner's rule does not allow counting its rows")
-            if plan.window is not None or (plan.group_by and aggregate.arg != group_dataset):
-                raise _deny(clause, "a histogram counts the rows of the GROUP BY dataset, without a window")
+            if (plan.window is not None or plan.left_join
+                    or (plan.group_by and aggregate.arg != group_dataset)):
+                raise _deny(clause, "a histogram counts the rows of the GROUP BY dataset, with JOIN and no "
+                                    "window")
             top = aggregate.max or 0
             if top > linf:
                 raise _deny(clause, f"the last bucket ({top}) is above the rows kept per person ({linf})")
