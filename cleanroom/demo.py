@@ -4,8 +4,8 @@ Steps: fresh keys for ``publisher`` and ``advertiser``; a copy of
 ``policies/advertiser-publisher-events.toml`` with those keys bound in; seeded synthetic CSVs (the
 publisher's impressions and the advertiser's conversions, with a chosen share of shared people);
 a host in simulation mode (or with ``--enclave-command``, under Gramine); then, as each party,
-attestation, upload, the policy's named analyses and three analysts' SQL queries (7-day
-last-touch attribution by campaign and week, a filtered aggregate, a lift comparison),
+attestation, upload, the policy's templates and named analysis, and three analysts' SQL queries
+(7-day last-touch attribution by campaign and week, a filtered aggregate, a lift comparison),
 signature checks, saved results and an offline check of one saved file.
 
 The synthetic data is generated with NumPy's seeded RNG: it is test data, not a privacy path.
@@ -242,14 +242,14 @@ def run(args: argparse.Namespace) -> int:
             _say("\n".join("  " + line for line in receipt.summary_lines()))
             _say(f"  ({time.monotonic() - started:.1f} s)")
 
+        # The policy's fixed reports are templates (their GROUP BY parameter "by": the cohorts
+        # chosen); the activation is a named analysis.
         queries = [
-            ("publisher", "overlap", {"group_by": ["impressions.campaign"]}),
+            ("publisher", "overlap", {"by": ["impressions.campaign"]}),
             ("advertiser", "conversions_by_segment",
-             {"group_by": ["impressions.campaign", "impressions.age_band"],
-              "metric": "conversions.value"}),
-            ("publisher", "reach", {"group_by": ["impressions.campaign"]}),
-            ("advertiser", "campaign_attribution",
-             {"group_by": ["impressions.campaign"], "metric": "conversions.value"}),
+             {"by": ["impressions.campaign", "impressions.age_band"]}),
+            ("publisher", "reach", {"by": ["impressions.campaign"]}),
+            ("advertiser", "campaign_attribution", {"by": ["impressions.campaign"]}),
             ("advertiser", "activate_converters",
              {"cohort": {"impressions.campaign": "spring_sale"}}),
         ]

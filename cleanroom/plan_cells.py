@@ -13,6 +13,12 @@ it (docs/query-language.md). Which released vector each column is comes from the
   the count (every person in a cell has at least one counted row there), so the ± is then an
   upper bound. When the sum and count are both in the row, the mean is recomputed from them to
   at least ``MEAN_MIN_PLACES`` decimals (the enclave rounds it to the metric's scale).
+
+A LEFT JOIN (``"join": "left"``) releases, last, the kept dataset's persons with no row in the
+other dataset, every group key nil (None; ``NIL_LABEL`` in tables). Those persons have no row of
+the other dataset, so the persons bound above does not hold for the other dataset's count there
+(nor in an ungrouped LEFT JOIN's one row): an AVG of the other dataset's metric gets a ± only
+when its count is selected. A note says what the nil row is.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 from cleanroom.noise_intervals import mean_half_width
 from cleanroom.result_cells import (
     MEAN_MIN_PLACES,
+    NIL_LABEL,
     Column,
     NoiseWidths,
     ResultView,
@@ -74,12 +81,14 @@ def _find(behind: list[list[str]], wanted: list[str]) -> int | None:
 
 
 def _mean(row: list[Any], at: int, column: Column, scale: int, behind: list[list[str]],
-          noise: NoiseWidths) -> tuple[Any, Decimal | None]:
-    """The AVG cell and its first-order ± (see the module docstring)."""
+          noise: NoiseWidths, unbounded: str | None) -> tuple[Any, Decimal | None]:
+    """The AVG cell and its first-order ± (see the module docstring); ``unbounded``: the dataset
+    whose count the persons do not bound (a LEFT JOIN's other dataset), if any."""
     total_stat, count_stat = behind[at]
     signed = decimal_cell(row[at])
     count_at, sum_at = _find(behind, [count_stat]), _find(behind, [total_stat])
-    base_at = count_at if count_at is not None else _find(behind, ["persons"])
+    base_at = count_at if count_at is not None or count_stat == f"count:{unbounded}" else _find(
+        behind, ["persons"])
     count = row[base_at] if base_at is not None else None
     h_count, h_sum_units = noise.width(count_stat), noise.width(total_stat)
     mean = signed
@@ -95,11 +104,34 @@ def _mean(row: list[Any], at: int, column: Column, scale: int, behind: list[list
     return mean, ceil_places(mean_half_width(mean, count, h_sum, h_count), column.places)
 
 
+def _left_join(body: dict[str, Any]) -> tuple[str, str, bool] | None:
+    """(kept, other, whether WHERE filters other) of a LEFT JOIN plan, else None."""
+    plan = _map(_map(body.get("params")).get("plan"))
+    datasets, where = plan.get("datasets"), plan.get("where")
+    if plan.get("join") != "left" or not isinstance(datasets, list) or len(datasets) != 2:
+        return None
+    other = str(datasets[1])
+    filtered = isinstance(where, list) and any(
+        str(_map(p).get("column", "")).startswith(other + ".") for p in where)
+    return str(datasets[0]), other, filtered
+
+
+def _nil_note(left: tuple[str, str, bool] | None, columns: list[Column], rows: list[list[Any]]) -> list[str]:
+    labels = [i for i, c in enumerate(columns) if c.kind == "label"]
+    if left is None or not labels or not any(all(r[i] is None for i in labels) for r in rows):
+        return []
+    kept, other, filtered = left
+    return [f"{NIL_LABEL}: the persons of {kept} with no {other} row"
+            + (" passing the WHERE" if filtered else "")
+            + f" (FROM {kept} LEFT JOIN {other}; null in JSON, empty in CSV)"]
+
+
 def plan_view(body: dict[str, Any]) -> ResultView:
     """``result_view`` of a kind "plan" result (the module docstring says how)."""
     privacy = _map(body.get("privacy"))
     noise = NoiseWidths(privacy)
     columns, behind, scales = _layout(body)
+    left = _left_join(body)
     rows: list[list[Any]] = []
     intervals: list[list[int | Decimal | None]] = []
     for raw in body.get("rows", []):
@@ -115,7 +147,10 @@ def plan_view(body: dict[str, Any]) -> ResultView:
                     Decimal(units).scaleb(-column.places), column.places)
         for i, column in enumerate(columns[:len(row)]):
             if column.kind == "mean":
-                row[i], widths[i] = _mean(row, i, column, scales[i], behind, noise)
+                row[i], widths[i] = _mean(row, i, column, scales[i], behind, noise,
+                                          left[1] if left is not None else None)
         rows.append(row)
         intervals.append(widths)
-    return ResultView("plan", columns, rows, intervals, consistency_notes("plan", columns, rows, privacy))
+    notes = _nil_note(left, columns, rows) + consistency_notes("plan", columns, rows, privacy)
+    everyone = f"all persons of {left[0]}" if left is not None else "all matched people"
+    return ResultView("plan", columns, rows, intervals, notes, everyone)

@@ -5,15 +5,47 @@ aggregates each metric allows, the fewest persons per released row, the charge a
 queries the budget allows; then warnings for settings that make free-form queries riskier or
 impossible. The checks a query must pass are ``protocol.query_plan.check_plan``'s; this module
 only reads the policy, so what it says about a rule is what the enclave will enforce.
+
+With ``cohort_keys = "private"`` a released row also needs τ noisy persons. τ depends on the
+query (its cohorts and how many vectors share the charge), so the lint gives the smallest one,
+from ``check_plan`` on the cheapest shape: COUNT(DISTINCT person) alone, grouped by one column;
+more aggregates or more cohorts raise it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from protocol.policy import Policy
+from protocol.errors import CleanroomError
+from protocol.policy import DatasetRules, Policy
 
 __all__ = ["render_rules", "rule_warnings", "rules_section"]
+
+
+def _lowest_threshold(policy: Policy, rule: DatasetRules) -> int | None:
+    """The smallest τ of a query touching a dataset with ``rule`` (see the module docstring):
+    grouped by any dimension a joined dataset's rule allows. None if no such query passes."""
+    from protocol.query_plan import check_plan, parse_plan
+
+    taus = []
+    for name in policy.join:
+        dataset = policy.dataset(name)
+        rules = dataset.rules if dataset is not None else None
+        for column in rules.group_by if rules is not None else ():
+            if dataset is None or dataset.dimension(column) is None:
+                continue  # a timestamp groups by a bucket: no smaller τ than a dimension's
+            plan = parse_plan({"v": 1, "datasets": list(policy.join), "where": [],
+                               "group_by": [f"{name}.{column}"],
+                               "select": [{"fn": "count_distinct", "arg": "person", "as": "persons"}]})
+            for requester in rule.requesters:
+                try:
+                    tau = check_plan(policy, plan, requester).tau
+                except CleanroomError:
+                    continue
+                if tau is not None:
+                    taus.append(tau)
+                break
+    return min(taus, default=None)
 
 
 def rules_section(policy: Policy) -> dict[str, Any]:
@@ -37,6 +69,9 @@ def rules_section(policy: Policy) -> dict[str, Any]:
             # what a released row needs in fact: the policy's min_cohort_size applies as well
             "effective_min_persons": max(rule.min_persons, privacy.min_cohort_size),
             "max_group_by": rule.max_group_by, "max_aggregates": rule.max_aggregates,
+            "cohort_keys": rule.cohort_keys,
+            "lowest_threshold": (_lowest_threshold(policy, rule)
+                                 if rule.cohort_keys == "private" else None),
             "charge_per_query": {privacy.unit: str(rule.cost)},
             "queries_until_exhausted": None if budget is None else int(budget // rule.cost),
         }
@@ -106,4 +141,9 @@ def render_rules(rules: dict[str, Any], unit: str) -> list[str]:
             f"    joined with {', '.join(rule['join_with']) or '(not said)'}; min persons "
             f"{rule['min_persons']} (effective {rule['effective_min_persons']})",
         ]
+        if rule.get("cohort_keys") == "private":
+            tau = rule.get("lowest_threshold")
+            lines.append("    cohort_keys = private: a row also needs its noisy persons to reach tau"
+                         + (f" (at least {tau}: COUNT(DISTINCT person) alone by one column; more "
+                            "aggregates or cohorts raise it)" if tau is not None else ""))
     return lines

@@ -17,8 +17,9 @@ from typing import Any
 
 from protocol.errors import InvalidInput, PolicyViolation
 from protocol.policy import Analysis, Policy
+from protocol.policy_model import Template
 
-__all__ = ["check_input_file", "check_own_dataset", "check_query"]
+__all__ = ["check_input_file", "check_own_dataset", "check_query", "check_template_query"]
 
 _NEEDS_METRIC = ("aggregate", "attribution")
 _NEEDS_GROUP_BY = ("aggregate", "attribution")
@@ -109,6 +110,27 @@ def _cohort(policy: Policy, analysis: Analysis, cohort: dict[str, str]) -> None:
                               f"{analysis.max_group_by} column(s)")
 
 
+def _group_params(template: Template, params: dict[str, Any]) -> None:
+    """Each GROUP BY parameter: given, and 0..max distinct of the columns it chooses from."""
+    for name, choice in template.group_params.items():
+        allowed = [str(c) for c in choice.columns]
+        if name not in params:
+            raise PolicyViolation(f"template {template.id!r} needs its GROUP BY parameter {name}: up to "
+                                  f"{choice.max} of {', '.join(allowed)} (--param {name}=COLUMN,...; "
+                                  f"--group-by COLUMN when it is the template's only one; --param "
+                                  f"{name}= for one row of everyone)")
+        given = params[name]
+        for column in given if isinstance(given, list) else []:
+            if column not in allowed:
+                raise PolicyViolation(f"template {template.id!r} cannot group by {column!r} ({name})"
+                                      + _choices(column, allowed, f"columns {name} chooses from are"))
+        if isinstance(given, list) and len(set(given)) != len(given):
+            raise PolicyViolation(f"template {template.id!r}: a column appears twice in {name}")
+        if isinstance(given, list) and len(given) > choice.max:
+            raise PolicyViolation(f"template {template.id!r}: {name} takes at most {choice.max} of "
+                                  f"{', '.join(allowed)}; {len(given)} were given")
+
+
 def check_template_query(policy: Policy, party_id: str, template_id: str, params: dict[str, Any]) -> None:
     """A template request as the enclave will check it: its parameters' values, its terms.
 
@@ -120,6 +142,7 @@ def check_template_query(policy: Policy, party_id: str, template_id: str, params
 
     template = policy.template(template_id)
     assert template is not None
+    _group_params(template, params)
     plan = parse_plan(instantiate(template, params))
     check_plan(policy, plan, party_id, template=template)
 

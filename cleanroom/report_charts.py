@@ -21,7 +21,7 @@ from typing import Any
 
 from cleanroom.formatting import amount_text, count_text
 from cleanroom.report_svg import Bar, bar_chart, column_chart
-from cleanroom.result_cells import ResultView
+from cleanroom.result_cells import ResultView, label_text
 
 __all__ = ["PLAN_CHARTS", "cell_text", "charts", "cohort_label"]
 
@@ -31,6 +31,8 @@ PLAN_CHARTS = 4  # a query may select up to 8 aggregates; the table below the ch
 def cell_text(value: Any, half_width: Any = None) -> str:
     """A cell as the report prints it: separators, and `` ± h`` when it carries an interval."""
     def one(v: Any) -> str:
+        if v is None:  # only a group key is ever nil: the LEFT JOIN's last row
+            return label_text(v)
         if isinstance(v, bool):
             return str(v)
         if isinstance(v, int):
@@ -45,8 +47,8 @@ def cell_text(value: Any, half_width: Any = None) -> str:
 
 
 def cohort_label(view: ResultView, row: list[Any]) -> str:
-    labels = [str(v) for v, c in zip(row, view.columns, strict=False) if c.kind == "label"]
-    return " · ".join(labels) if labels else "all matched people"
+    labels = [label_text(v) for v, c in zip(row, view.columns, strict=False) if c.kind == "label"]
+    return " · ".join(labels) if labels else view.everyone
 
 
 def _bars(view: ResultView, column: str) -> list[Bar]:

@@ -19,10 +19,18 @@ from typing import Any
 
 from cleanroom.noise_intervals import half_width, mean_half_width
 
-__all__ = ["MEAN_MIN_PLACES", "Column", "NoiseWidths", "ResultView", "ceil_places", "consistency_notes",
-           "decimal_cell", "result_view"]
+__all__ = ["MEAN_MIN_PLACES", "NIL_LABEL", "Column", "NoiseWidths", "ResultView", "ceil_places",
+           "consistency_notes", "decimal_cell", "label_text", "result_view"]
 
 MEAN_MIN_PLACES = 2  # a mean of whole numbers still shows cents-like precision
+# A nil group key: the LEFT JOIN's last row, the kept dataset's persons with no row in the other
+# (docs/query-language.md). Tables and the report show this; JSON keeps null, CSV an empty field.
+NIL_LABEL = "(none)"
+
+
+def label_text(value: Any) -> str:
+    """A group key as people read it: a dimension value is text even when it looks like a number."""
+    return NIL_LABEL if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,8 @@ class Column:
 
 @dataclass(frozen=True)
 class ResultView:
-    """Typed rows: labels ``str``, counts ``int``, amounts and means ``Decimal``, digests ``bytes``.
+    """Typed rows: labels ``str`` (None: a LEFT JOIN's nil key), counts ``int``, amounts and means
+    ``Decimal``, digests ``bytes``.
 
     ``intervals[r][c]`` is the 95% half-width of cell (r, c) in the same type as the cell, or
     None where nothing was noised (labels, digests) or the result carries no noise parameter.
@@ -45,6 +54,7 @@ class ResultView:
     rows: list[list[Any]]
     intervals: list[list[int | Decimal | None]]
     notes: list[str]
+    everyone: str = "all matched people"  # what a row without group keys counts
 
     @property
     def has_intervals(self) -> bool:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from cleanroom.formatting import amount_text, count_text, fraction_decimal, iso_utc, number_text
-from cleanroom.result_cells import Column, ResultView, result_view
+from cleanroom.result_cells import Column, ResultView, label_text, result_view
 from cleanroom.result_open import Result
 
 __all__ = ["cell_text", "jsonable", "render_table"]
@@ -42,15 +42,16 @@ def _text(value: Any) -> str:
 
 
 def cell_text(column: Column, value: Any) -> str:
-    """One cell as a table shows it (thousands separators; a column's decimals for amounts)."""
+    """One cell as a table shows it (thousands separators; a column's decimals for amounts; a nil
+    group key as ``NIL_LABEL``)."""
+    if column.kind == "label":
+        return label_text(value)
     if value is None:
         return ""
     if column.kind in ("amount", "mean") and isinstance(value, Decimal):
         return amount_text(value, column.places)
     if column.kind == "count" and isinstance(value, int):
         return count_text(value)
-    if column.kind == "label":
-        return str(value)  # a dimension value is text, even when it looks like a number
     return _text(value)
 
 
@@ -94,7 +95,9 @@ def _privacy_lines(body: dict[str, Any], view: ResultView) -> list[str]:
     out = [f"privacy: mechanism {privacy.get('mechanism', '?')}, {charged}, budget remaining {remaining}",
            f"         suppressed cohorts {_text(privacy.get('suppressed_cohorts', '?'))}"
            f" of {_text(privacy.get('cohorts_total', '?'))}"
-           f" (minimum cohort size {_text(_min_size(privacy))})"]
+           f" (minimum cohort size {_text(_min_size(privacy))}"
+           + (f", threshold tau {_text(privacy['threshold'])}: private cohort keys"
+              if privacy.get("threshold") is not None else "") + ")"]
     if view.kind == "cohort_activation":
         out.append("         the identifiers are NOT protected by differential privacy")
     elif view.has_intervals:
@@ -113,8 +116,16 @@ def _min_size(privacy: dict[str, Any]) -> Any:
 def _heading(body: dict[str, Any]) -> list[str]:
     if body.get("kind") != "plan":
         return [f"{body['analysis']} ({body['kind']}), query {body['query_id'].hex()}"]
-    sql = (body.get("params") or {}).get("sql")  # signed with the answer: show what was asked
-    lines = [f"SQL query (plan), query {body['query_id'].hex()}"]
+    params = body.get("params") or {}
+    sql = params.get("sql")  # signed with the answer: show what was asked
+    if body.get("analysis"):  # a template of the policy, with the values this request gave
+        chosen = params.get("template_params")
+        values = "; ".join(f"{k} = {(', '.join(map(str, v)) or 'none') if isinstance(v, list) else v}"
+                           for k, v in chosen.items()) if isinstance(chosen, dict) else ""
+        lines = [f"{body['analysis']} (template{': ' + values if values else ''}), "
+                 f"query {body['query_id'].hex()}"]
+    else:
+        lines = [f"SQL query (plan), query {body['query_id'].hex()}"]
     if isinstance(sql, str):
         lines += ["  " + line.rstrip() for line in sql.strip().splitlines()]
     return lines

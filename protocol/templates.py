@@ -75,8 +75,8 @@ def _template(r: TableReader, party_ids: set[str], datasets: dict[str, Dataset],
         if not isinstance(plan, dict):
             raise ValueError
     except ValueError:
-        raise PolicyInvalid(f"{r.where('plan')}: not valid JSON (write it with cleanroom policy "
-                            "compile-templates)") from None
+        raise PolicyInvalid(f"{r.where('plan')}: not valid JSON (a template's plan is a JSON map: "
+                            "docs/query-language.md#the-plan)") from None
     params_reader = TableReader(r.get("params", dict, {}), r.where("params"))
     params, group_params = {}, {}
     for name in sorted(params_reader.table):

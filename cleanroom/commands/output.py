@@ -55,7 +55,9 @@ def pinned_lines(enclave: Any, policy_hash: bytes) -> list[str]:
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, metavar="{table,json,csv}",
                         help="table for people (default), json or csv for tools; each noised cell "
-                             "gets its 95%% interval (± column, or <column>_ci95)")
+                             "gets its 95%% interval (± column, or <column>_ci95). A LEFT JOIN's last "
+                             "row (persons with no row in the other dataset) has nil group keys: "
+                             "(none) in a table, null in JSON, an empty CSV field")
     parser.add_argument("--output", "-o", type=Path, metavar="FILE",
                         help="write the output to FILE (never overwritten) instead of the terminal; "
                              "its suffix .csv or .json picks the format")

@@ -30,6 +30,7 @@ from cleanroom.commands.verify_first import verify_before_sending
 from cleanroom.commands.waiting import running
 from cleanroom.keys import PartyKeys
 from cleanroom.preflight import check_query, check_template_query
+from protocol.policy_model import Template
 
 __all__ = ["register"]
 
@@ -39,7 +40,10 @@ def register(subparsers: Any) -> None:
                 "Verifies the attestation first, signs the request with your key, opens the "
                 "result encrypted to you and checks the enclave's signature on it. Results carry "
                 "differential-privacy noise: each cell shows its 95% interval (±), and the footer "
-                "says how much budget was spent. A cohort_activation's identifiers are written "
+                "says how much budget was spent. A LEFT JOIN query (FROM c LEFT JOIN i) releases "
+                "last the persons of c with no i row, their group keys shown as (none). A template "
+                "takes --param NAME=VALUE,...; one with a single GROUP BY parameter also takes "
+                "--group-by. A cohort_activation's identifiers are written "
                 "with --output FILE (CSV), not printed; `cleanroom match-back` maps them to your "
                 "own rows.")
     add_host(p, required=False)  # --explain sends nothing: required in _query otherwise
@@ -47,7 +51,8 @@ def register(subparsers: Any) -> None:
     add_key_file(p, required=False)  # --explain --party needs no key file
     add_query_source(p)  # ANALYSIS, or --sql / --sql-file (cleanroom/commands/sql_options.py)
     p.add_argument("--group-by", action="append", default=[], metavar="DATASET.COLUMN",
-                   help="dimension to group by (repeatable)")
+                   help="dimension to group by (repeatable); for a template with one GROUP BY "
+                        "parameter, the columns it chooses (the same as --param NAME=COL,COL)")
     p.add_argument("--metric", metavar="DATASET.COLUMN", help="metric to sum (aggregate analyses)")
     p.add_argument("--cohort", action="append", default=[], metavar="DATASET.COLUMN=VALUE",
                    help="cohort to activate (cohort_activation analyses; repeatable)")
@@ -66,15 +71,28 @@ def _cohort_pair(text: str) -> tuple[str, str]:
     return column, value
 
 
-def _template_params(args: argparse.Namespace) -> dict[str, Any]:
-    if args.group_by or args.metric is not None or args.cohort:
-        raise UsageError("a template takes --param NAME=VALUE,... only (its plan is fixed by the policy)")
+def _template_params(args: argparse.Namespace, template: Template) -> dict[str, Any]:
+    """``--param NAME=V,V`` per parameter; ``--group-by COL`` (repeatable) for the template's
+    one GROUP BY parameter, so a template reads like the named analysis it replaces."""
+    if args.metric is not None or args.cohort:
+        raise UsageError("a template takes --param NAME=VALUE,... (and --group-by for its GROUP BY "
+                         "parameter) only: its plan is fixed by the policy")
     params: dict[str, Any] = {}
     for text in args.param:
         name, sep, values = text.partition("=")
         if not sep or not name or name in params:
             raise UsageError(f"--param wants NAME=VALUE[,VALUE...] once per name, not {text!r}")
         params[name] = [v.strip() for v in values.split(",") if v.strip()]
+    if args.group_by:
+        groups = list(template.group_params)
+        if len(groups) != 1:
+            raise UsageError(f"--group-by stands for a template's one GROUP BY parameter; {template.id} has "
+                             f"{len(groups)} ({', '.join(groups) or 'none'}): give "
+                             + (" and ".join(f"--param {g}=COLUMN,..." for g in groups) or "--param only"))
+        if groups[0] in params:
+            raise UsageError(f"--group-by and --param {groups[0]}= both give {template.id}'s GROUP BY "
+                             "parameter: use one of them")
+        params[groups[0]] = list(args.group_by)
     return params
 
 
@@ -132,7 +150,7 @@ def _query(args: argparse.Namespace) -> int:
         keys = PartyKeys.load(require(args, "keys"))
     template = None if free else policy.template(args.analysis)
     analysis, params, sql = (free.analysis, free.params, free.request) if free else (
-        args.analysis, _template_params(args) if template else _params(args), {})
+        args.analysis, _template_params(args, template) if template else _params(args), {})
     if template is not None:
         check_template_query(policy, keys.party_id, analysis, params)  # before any round trip
     elif free is None:

@@ -2,7 +2,8 @@
 
 The compiler accepts exactly the documented dialect and refuses everything else, naming the
 construct and where it is. FROM and column names are ``scope.py``'s, the JOIN's ON (person
-equality, time window) ``join_on.py``'s, time literals and DATE_TRUNC ``time_syntax.py``'s. It
+equality, time window) ``join_on.py``'s, time literals and DATE_TRUNC ``time_syntax.py``'s, a
+template's parameters ``template_params.py``'s. It
 emits the plan's wire map and hands it to ``protocol.query_plan.parse_plan``, so the structure
 is checked by the same code as in the enclave; whether the policy's rules allow it is
 ``check_plan``'s call (``cleanroom.sql``).
@@ -19,12 +20,19 @@ from sqlglot import exp
 from cleanroom.sql.join_on import read_on
 from cleanroom.sql.scope import PERSON, Resolved, Scope, read_from
 from cleanroom.sql.syntax import Source, identifier
+from cleanroom.sql.template_params import (
+    GROUP_PARAMETER,
+    PARAMETER,
+    group_parameter,
+    parameter_name,
+    selected_parameter,
+)
 from cleanroom.sql.time_syntax import TIME_PREDICATES, time_key, time_predicates
 from protocol.errors import InvalidInput, ProtocolError
 from protocol.policy import Policy
 from protocol.query_plan import PLAN_VERSION, Plan, parse_plan
 
-__all__ = ["compile_plan"]
+__all__ = ["compile_plan", "compile_template"]
 
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")  # what parse_plan accepts for an `as` name
 _CLAUSES = ("expressions", "from_", "joins", "where", "group")
@@ -37,8 +45,8 @@ _WHY_NOT = {"order": "the result has one row per declared combination of the gro
                      "in the policy's order",
             "limit": "every combination of declared values is a row of the result (the shape is public)",
             "having": "rows are released when their noisy persons reach the rules' min_persons"}
-_STATEMENT = ("one SELECT of group-by columns and aggregates FROM two joined datasets, with optional "
-              "WHERE and GROUP BY")
+_STATEMENT = ("one SELECT of group-by columns and aggregates FROM two joined datasets (JOIN or LEFT "
+              "JOIN), with optional WHERE and GROUP BY")
 _PREDICATES = ("WHERE takes predicates joined by AND: col IN ('v', ...), col NOT IN (...), col = 'v', "
                "col <> 'v' (or !=) on dimension columns; ts >= / > / <= / < DATE '2026-10-01' and "
                "ts BETWEEN DATE 'a' AND DATE 'b' on timestamp columns")
@@ -49,7 +57,9 @@ _GROUP_BY = ("GROUP BY lists dimension columns, time buckets by their SELECT nam
              "(DATE_TRUNC('week', a.ts) AS week ... GROUP BY week), or SELECT positions")
 
 
-Key = tuple[str, str | None, str]  # a group key: (dataset.column, DATE_TRUNC unit or None, output name)
+# A group key: (dataset.column, DATE_TRUNC unit or None, output name); a template's GROUP BY :name
+# is (":name", PARAMETER, name).
+Key = tuple[str, str | None, str]
 
 
 def _ref(resolved: Resolved) -> str:
@@ -117,12 +127,10 @@ class _Compiler:
             column = self._filter_column(node.this, "NOT IN" if negated else "IN")
             places = node.expressions
             if len(places) == 1 and isinstance(places[0], exp.Placeholder):
-                if self.parameters is None:
-                    self.source.refuse(places[0], f"the parameter :{places[0].name}",
-                                       "parameters belong to a policy template's SQL")
-                self.parameters[str(places[0].name)] = column
-                return {"column": column, "op": "not_in" if negated else "in",
-                        "values": {"param": str(places[0].name)}}
+                name = parameter_name(self.source, places[0], self.parameters)
+                assert self.parameters is not None
+                self.parameters[name] = column
+                return {"column": column, "op": "not_in" if negated else "in", "values": {"param": name}}
             values = [self._literal(v, node) for v in places]
             return {"column": column, "op": "not_in" if negated else "in", "values": values}
         if isinstance(node, exp.EQ | exp.NEQ):
@@ -171,6 +179,8 @@ class _Compiler:
             item = next((i for i in items if isinstance(i, exp.Alias) and i.this == node), node)
         if isinstance(target, exp.Alias):
             target = target.this
+        if isinstance(target, exp.Placeholder):
+            return group_parameter(self.source, target, self.parameters)
         if isinstance(target, exp.DateTrunc | exp.DateDiff):
             ref, trunc = time_key(self.scope, target)
             return ref, trunc, self._bucket_name(item if item is not None else target, node)
@@ -201,7 +211,7 @@ class _Compiler:
         for node in clause.expressions:
             entry = self._key(node, items, aliases)
             if any(k[:2] == entry[:2] for k in out):
-                what = entry[0] if entry[1] is None else f"DATE_TRUNC('{entry[1]}', {entry[0]})"
+                what = entry[0] if entry[1] in (None, PARAMETER) else f"DATE_TRUNC('{entry[1]}', {entry[0]})"
                 raise InvalidInput(f"GROUP BY names {what} twice{self.source.where(node)}")
             out.append(entry)
         return out
@@ -231,7 +241,12 @@ class _Compiler:
                 raise InvalidInput(f"COUNT(*){self.source.where(node)} counts the rows of the GROUP BY "
                                    "dataset, and this query has no GROUP BY: write COUNT(a.*) for the "
                                    "rows of dataset a")
-            return "count", group_by[0][0].split(".")[0]
+            named = [ref for ref, trunc, _ in group_by if trunc != PARAMETER]
+            if not named:  # which dataset the request's columns come from is not in the SQL
+                raise InvalidInput(f"COUNT(*){self.source.where(node)} counts the rows of the GROUP BY "
+                                   f"dataset, which GROUP BY {group_by[0][0]} leaves to the request: "
+                                   "write COUNT(a.*) for the rows of dataset a")
+            return "count", named[0].split(".")[0]
         if isinstance(arg, exp.Column) and isinstance(arg.this, exp.Star):
             return "count", self.scope.dataset_of(arg.args.get("table"), arg)
         if isinstance(arg, exp.Column):
@@ -282,7 +297,7 @@ class _Compiler:
 
     def select_list(self, group_by: list[Key]) -> list[dict[str, Any]]:
         aggregates: list[dict[str, Any]] = []
-        names = [name for _, _, name in group_by]
+        names = [name for _, trunc, name in group_by if trunc != PARAMETER]  # a parameter names none yet
         if "persons" in names:
             raise InvalidInput("a group key may not be called persons: the name is reserved for "
                                "COUNT(DISTINCT person), which every result carries")
@@ -291,6 +306,9 @@ class _Compiler:
             inner = item.this if isinstance(item, exp.Alias) else item
             if isinstance(inner, exp.Star):
                 self.source.refuse(item, "SELECT *", _AGGREGATES)
+            if isinstance(inner, exp.Placeholder):
+                selected_parameter(self.source, item, inner, self.parameters, group_by)
+                continue
             if isinstance(inner, exp.DateTrunc | exp.DateDiff):
                 self._selected_bucket(item, inner, group_by)
                 continue
@@ -334,11 +352,15 @@ class _Compiler:
 
 def compile_template(sql: str, policy: Policy) -> tuple[dict[str, Any], dict[str, str]]:
     """A template's SQL as its plan document (``{"param": name}`` in place of ``IN (:name)``
-    values) and its parameters (name -> "dataset.column"): what the policy's template must hold."""
+    values and of ``GROUP BY :name``) and its parameters: name -> "dataset.column" for a WHERE
+    parameter, name -> ``GROUP_PARAMETER`` ("GROUP BY") for a GROUP BY one. What the policy's
+    template must hold."""
     compiler = _Compiler(Source(sql), policy, parameters=True)
     doc = _document(compiler)
     assert compiler.parameters is not None
-    return doc, dict(compiler.parameters)
+    groups = {key["param"]: GROUP_PARAMETER for key in doc["group_by"] if isinstance(key, dict)
+              and set(key) == {"param"}}
+    return doc, {**compiler.parameters, **groups}
 
 
 def compile_plan(sql: str, policy: Policy) -> Plan:
@@ -359,10 +381,12 @@ def _document(compiler: _Compiler) -> dict[str, Any]:
     where = compiler.where()
     group_by = compiler.group_by()
     select = compiler.select_list(group_by)
-    keys: list[Any] = [ref if trunc is None else {"column": ref, "trunc": trunc, "as": name}
-                       for ref, trunc, name in group_by]
+    keys: list[Any] = [ref if trunc is None else {"param": name} if trunc == PARAMETER
+                       else {"column": ref, "trunc": trunc, "as": name} for ref, trunc, name in group_by]
     doc: dict[str, Any] = {"v": PLAN_VERSION, "datasets": list(compiler.scope.datasets), "where": where,
                            "group_by": keys, "select": select}
+    if compiler.scope.join == "left":  # FROM a LEFT JOIN b: every person of a (the plan's datasets[0])
+        doc["join"] = "left"
     if compiler.window is not None:
         doc["window"] = compiler.window
     return doc

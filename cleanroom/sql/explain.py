@@ -4,6 +4,11 @@ Everything comes from the plan, the policy and the enclave's own arithmetic
 (``protocol.query_plan.check_plan`` for the statistics and their sensitivities,
 ``protocol.privacy.accounting.calibrate`` for the exact noise parameters), as
 ``cleanroom policy lint`` does for the named analyses. Standard deviations are floats, for people.
+
+It says what is easy to misread: a LEFT JOIN's extra cohort (the kept dataset's persons with no
+row in the other, released last with nil group keys) and why it raises every vector's cells per
+person by one; each vector's sensitivity; and, with private cohort keys, the threshold τ a row's
+noisy persons must also reach, and the δ the query is charged for it.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ def _rule_lines(policy: Policy, query: CompiledQuery, name: str) -> list[str]:
             metric = a.arg.split(".")[1]
             lines.append(f"metrics.{metric} {list(rule.metrics.get(metric, ()))}: "
                          f"{a.alias} = {a.fn.upper()}({a.arg})")
+    if plan.left_join and name == plan.datasets[0]:
+        lines.append(f"count_rows {str(rule.count_rows).lower()}: LEFT JOIN counts every person of {name}")
+    if rule.cohort_keys == "private":
+        lines.append(f"cohort_keys private: a row also needs tau = {query.check.tau} noisy persons")
     window = plan.window
     if window is not None and name in (window.start.dataset, window.end.dataset):
         lines.append(f"max_window_days {rule.max_window_days}: {window.max_days}-day window "
@@ -88,8 +97,12 @@ def _column_entries(policy: Policy, query: CompiledQuery, stds: dict[str, float]
             clamp = max(abs(metric.min), abs(metric.max))
             sigma_s, sigma_c = stds[f"sum:{a.arg}"], stds[f"count:{dataset}"]
             bound = math.sqrt(sigma_s**2 + (clamp * sigma_c) ** 2) / query.check.min_persons
+            # A LEFT JOIN's persons without a row of the other dataset leave its count unbounded
+            # below by persons (0 in the nil row): no figure rather than a wrong one.
+            unbounded = query.plan.left_join and dataset == query.plan.datasets[1]
             out.append({"column": a.alias, "kind": "avg", "statistic": f"sum:{a.arg} / count:{dataset}",
-                        "noise_std": None, "noise_std_at_min_persons": bound / 10**metric.scale,
+                        "noise_std": None,
+                        "noise_std_at_min_persons": None if unbounded else bound / 10**metric.scale,
                         "unit": a.arg})
     if "persons" in query.columns and not query.plan.selects_gate:
         out.append({"column": "persons", "kind": "persons", "statistic": "persons",
@@ -112,7 +125,10 @@ def explain(query: CompiledQuery, policy: Policy) -> dict[str, Any]:
         "sql": query.sql, "plan": query.wire, "columns": query.columns,
         "requester": check.requester, "recipients": list(check.recipients),
         "cohort_dataset": check.group_dataset, "rows": check.n_cohorts,
+        "join": query.plan.join, "nil_row": _nil_row(query),
         "min_persons": check.min_persons, "mode": privacy.mode, "budget_unit": privacy.unit,
+        "cohort_keys": "private" if check.tau is not None else "public", "threshold": check.tau,
+        "delta": str(check.delta),
         "contribution_bounds": {"max_cohorts_per_user": privacy.max_cohorts_per_user,
                                 "max_rows_per_user": privacy.max_rows_per_user},
         "rules": {name: _rule_lines(policy, query, name) for name in query.plan.datasets},
@@ -126,8 +142,33 @@ def explain(query: CompiledQuery, policy: Policy) -> dict[str, Any]:
     }
 
 
+def _nil_row(query: CompiledQuery) -> str | None:
+    """What a LEFT JOIN's extra cohort is, for people (None for an inner join)."""
+    plan = query.plan
+    if not plan.left_join:
+        return None
+    kept, other = plan.datasets
+    if not plan.group_by:
+        return f"the one row counts every person of {kept}, with or without a row of {other}"
+    return (f"the last row, every group key nil (null in JSON, (none) in tables), is the persons of "
+            f"{kept} with no {other} row passing the WHERE; removing a person's {other} rows moves "
+            "it from its cohorts into that row, so each vector has one more cell per person")
+
+
 def _g(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def _statistic_lines(report: dict[str, Any]) -> list[str]:
+    unit = report["budget_unit"]
+    lines = ["", "released vectors (what one person can change; the noise is calibrated to it):"]
+    for s in report["statistics"]:
+        scale = s.get("noise_scale", s.get("noise_sigma2"))
+        lines.append(f"  {s['statistic']:<24} {s['cells']} cells, a person in at most "
+                     f"{s['cells_per_person']}, by at most {s['per_cell']} each; {unit} "
+                     f"{float(Fraction(s[unit])):.4g}, {s['noise']} "
+                     f"{'scale' if 'noise_scale' in s else 'sigma^2'} {float(Fraction(scale)):.4g}")
+    return lines
 
 
 def render_explain(report: dict[str, Any], as_json: bool = False) -> str:
@@ -137,9 +178,16 @@ def render_explain(report: dict[str, Any], as_json: bool = False) -> str:
     unit = report["budget_unit"]
     lines = ["plan:", json.dumps(report["plan"], indent=2), "",
              f"columns: {', '.join(report['columns'])}",
-             f"rows: {report['rows']} (every combination of declared values; a row is released when "
-             f"its noisy persons reach {report['min_persons']})",
-             f"recipients: {', '.join(report['recipients'])}", "", "rules passed:"]
+             f"rows: {report['rows']} (every combination of declared values"
+             + (", and the LEFT JOIN's nil row" if report["nil_row"] and report["plan"]["group_by"] else "")
+             + f"; a row is released when "
+             f"its noisy persons reach {report['min_persons']}"
+             + (f" and tau = {report['threshold']} (private cohort keys; the query is also charged "
+                f"delta {float(Fraction(report['delta'])):.3g})" if report["threshold"] is not None
+                else "") + ")"]
+    if report["nil_row"] is not None:
+        lines.append(f"LEFT JOIN: {report['nil_row']}")
+    lines += [f"recipients: {', '.join(report['recipients'])}", "", "rules passed:"]
     for name, rule_lines in report["rules"].items():
         lines.append(f"  {name}:")
         lines += [f"    {line}" for line in rule_lines]
@@ -148,10 +196,14 @@ def render_explain(report: dict[str, Any], as_json: bool = False) -> str:
         left = (f", {c['queries_until_exhausted']} such queries use up its total budget {c['budget']}"
                 if c["budget"] is not None else "")
         lines.append(f"  {name}: {unit} {c[unit]} ({float(Fraction(c[unit])):.4g}){left}")
+    lines += _statistic_lines(report)
     lines += ["", "noise per output column (standard deviation):"]
     for col in report["output"]:
         if col["kind"] == "label":
             lines.append(f"  {col['column']:<16} label, no noise")
+        elif col["kind"] == "avg" and col["noise_std_at_min_persons"] is None:
+            lines.append(f"  {col['column']:<16} {col['statistic']}: no bound (the nil row has none "
+                         "of its rows)")
         elif col["kind"] == "avg":
             lines.append(f"  {col['column']:<16} {col['statistic']}: std at most about "
                          f"{_g(col['noise_std_at_min_persons'])} ({col['unit']}) at min_persons, "

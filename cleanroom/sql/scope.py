@@ -1,8 +1,10 @@
 """The FROM clause and column names: which datasets a query joins, and what each name means.
 
-``FROM a [alias] JOIN b [alias] [ON ...]`` is the only shape: the datasets are always joined on
-the person, so any other join (kind, USING, or a comma) would mean something the enclave does
-not compute and is refused. What the ``ON`` may say (the person equality, a time window) is
+``FROM a [alias] JOIN b [alias] [ON ...]`` and ``FROM a LEFT [OUTER] JOIN b ...`` are the only
+shapes: the datasets are always joined on the person, the inner join keeping the persons of both
+and the left join every person of ``a`` (the plan's ``"join": "left"``); any other join (RIGHT,
+FULL, CROSS, NATURAL, USING, or a comma) would mean something the enclave does not compute and is
+refused. What the ``ON`` may say (the person equality, a time window) is
 ``join_on.py``'s. Columns resolve against the policy's declared dimensions, metrics and
 timestamps of the joined datasets; ``person`` is the reserved join column.
 """
@@ -20,7 +22,8 @@ from protocol.policy import Policy
 __all__ = ["PERSON", "Resolved", "Scope", "read_from"]
 
 PERSON = "person"
-_JOIN_SHAPE = "FROM a [alias] JOIN b [alias] [ON a.person = b.person] joins two datasets on the person"
+_JOIN_SHAPE = ("FROM a [alias] JOIN b [alias] [ON a.person = b.person] joins two datasets on the person; "
+               "FROM a LEFT [OUTER] JOIN b keeps every person of a")
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,13 @@ class Scope:
     """The joined datasets, their aliases, and column resolution against the policy."""
 
     def __init__(self, source: Source, policy: Policy, datasets: list[str], aliases: dict[str, str],
-                 on: exp.Expression | None = None) -> None:
+                 on: exp.Expression | None = None, join: str = "inner") -> None:
         self.source = source
         self.policy = policy
         self.datasets = datasets
         self.aliases = aliases  # alias (or dataset name when it is not shadowed) -> dataset
         self.on = on  # the JOIN's ON condition, read by join_on.py
+        self.join = join  # "inner", or "left": every person of datasets[0] counts
 
     def _kind(self, dataset: str, column: str) -> str | None:
         spec = self.policy.dataset(dataset)
@@ -117,6 +121,25 @@ def _table(source: Source, node: exp.Expression | None) -> tuple[str, str | None
     return identifier(node.this), identifier(alias.this) if alias is not None else None
 
 
+def _join_kind(source: Source, join: exp.Join) -> str:
+    """"inner" for JOIN / INNER JOIN, "left" for LEFT [OUTER] JOIN; any other join is refused."""
+    side, kind = str(join.args.get("side") or "").upper(), str(join.args.get("kind") or "").upper()
+    for key, label in (("method", "JOIN"), ("using", "USING"), ("match_condition", "ASOF JOIN"),
+                       ("global_", "GLOBAL JOIN")):
+        value = join.args.get(key)
+        if value:
+            source.refuse(join, f"{value} {label}" if isinstance(value, str) else label,
+                          _JOIN_SHAPE + " (JOIN, INNER JOIN, LEFT JOIN or LEFT OUTER JOIN)")
+    if (side, kind) in (("", ""), ("", "INNER")):
+        return "inner"
+    if (side, kind) in (("LEFT", ""), ("LEFT", "OUTER")):
+        return "left"
+    word = " ".join(w for w in (side, kind) if w) + " JOIN"
+    hint = " (FROM b LEFT JOIN a keeps every person of b)" if side == "RIGHT" else ""
+    source.refuse(join, word, _JOIN_SHAPE + hint + "; the joins are JOIN, INNER JOIN, LEFT JOIN and "
+                  "LEFT OUTER JOIN")
+
+
 def read_from(source: Source, select: exp.Select, policy: Policy) -> Scope:
     """The joined datasets (in FROM order) and the scope their aliases define."""
     from_ = select.args.get("from_")
@@ -126,13 +149,9 @@ def read_from(source: Source, select: exp.Select, policy: Policy) -> Scope:
     joins = select.args.get("joins") or []
     if len(joins) > 1:
         source.refuse(joins[1], "a join of more than two datasets", _JOIN_SHAPE)
+    kind = "inner"
     for join in joins:
-        for key, label in (("side", "JOIN"), ("kind", "JOIN"), ("method", "JOIN"), ("using", "USING"),
-                           ("match_condition", "ASOF JOIN"), ("global_", "GLOBAL JOIN")):
-            value = join.args.get(key)
-            if value and not (key == "kind" and str(value).upper() == "INNER"):
-                word = f"{value} {label}" if isinstance(value, str) else label
-                source.refuse(join, word, _JOIN_SHAPE + " (JOIN or INNER JOIN)")
+        kind = _join_kind(source, join)
         tables.append(_table(source, join.this))
         # sqlglot parses `FROM a, b` and `FROM a JOIN b` alike; only the tokens tell them apart.
         before, after = source.offset(from_.this), source.offset(join.this)
@@ -153,4 +172,4 @@ def read_from(source: Source, select: exp.Select, policy: Policy) -> Scope:
             aliases[alias] = name
     for name, _ in tables:  # a dataset's own name works too, unless an alias took it
         aliases.setdefault(name, name)
-    return Scope(source, policy, datasets, aliases, joins[0].args.get("on") if joins else None)
+    return Scope(source, policy, datasets, aliases, joins[0].args.get("on") if joins else None, kind)

@@ -73,3 +73,27 @@ def test_a_requester_the_combined_recipients_exclude() -> None:
     report = lint_policy(text.encode())
     warned = [w for w in report.warnings if "combined recipients exclude it" in w]
     assert len(warned) == 2 and "'advertiser'" in warned[0] and "'publisher'" in warned[1]
+
+
+def test_private_cohort_keys_show_the_lowest_threshold() -> None:
+    from protocol.privacy.accounting import Statistic, calibrate
+    from protocol.privacy.threshold import release_threshold
+
+    text = _edit_rules(EXAMPLE, 1, "count_rows = true", 'count_rows = true\ncohort_keys = "private"')
+    report = lint_policy(text.encode())
+    assert report.valid
+    rules = report.to_json()["rules"]
+    assert rules["conversions"]["cohort_keys"] == "private"
+    assert rules["impressions"]["cohort_keys"] == "public"
+    assert rules["impressions"]["lowest_threshold"] is None
+    # The cheapest query: COUNT(DISTINCT person) alone by one impressions column, whose every
+    # column has more values than L0, so a person is in L0 cells of one vector carrying the charge.
+    policy = parse_policy(text.encode())
+    privacy = policy.privacy
+    l0, cost = privacy.max_cohorts_per_user, max(d.rules.cost for d in policy.datasets if d.rules)
+    persons = calibrate([Statistic("persons", 8, l0, 1)], privacy.mode, cost)[0]
+    tau = release_threshold(persons.mechanism, persons.scale, l0, privacy.delta)
+    assert rules["conversions"]["lowest_threshold"] == tau > privacy.min_cohort_size
+    assert f"cohort_keys = private: a row also needs its noisy persons to reach tau (at least {tau}" in \
+        render_text(report)
+    assert "cohort_keys" not in render_text(lint_policy(EXAMPLE.encode())).split("free-form query rules")[1]

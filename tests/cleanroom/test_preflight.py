@@ -3,6 +3,8 @@ trip, with what would have been valid and the closest match."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cleanroom.cli import main
@@ -91,3 +93,60 @@ def test_the_cli_refuses_before_the_network(party_files, argv, code, expected, c
 def test_a_valid_query_does_reach_for_the_network(party_files, capsys):
     assert main(["query", *party_files, "overlap", "--group-by", "impressions.campaign"]) == 1
     assert "error [enclave_unavailable]" in capsys.readouterr().err
+
+
+EVENTS = Path(__file__).resolve().parents[2] / "policies" / "advertiser-publisher-events.toml"
+
+
+@pytest.fixture
+def events_files(tmp_path, parties):
+    from cleanroom.keys import bind_keys_into_policy
+
+    raw, _ = bind_keys_into_policy(EVENTS.read_bytes(), {p: k.public() for p, k in parties.items()})
+    policy_file = tmp_path / "events.toml"
+    policy_file.write_bytes(raw)
+    key_file, _ = parties["advertiser"].save(tmp_path / "keys")
+    return ["--host", UNREACHABLE, "--policy", str(policy_file), "--keys", str(key_file),
+            "--insecure-allow-simulation"]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--group-by", "impressions.campaign"],
+    ["--group-by", "impressions.region", "--group-by", "impressions.campaign"],
+    ["--param", "by=impressions.region,impressions.campaign"],
+    ["--param", "by="],  # no column: one row of everyone
+], ids=["group-by", "two group-by", "param", "no columns"])
+def test_a_templates_group_parameter_from_group_by_or_param(events_files, flags, capsys):
+    assert main(["query", *events_files, "conversions_by_segment", *flags]) == 1
+    assert "error [enclave_unavailable]" in capsys.readouterr().err  # past every local check
+
+
+@pytest.mark.parametrize(("template", "flags", "expected"), [
+    ("conversions_by_segment", ["--group-by", "impressions.regoin"],
+     "cannot group by 'impressions.regoin' (by); did you mean 'impressions.region'? The columns by "
+     "chooses from are: impressions.campaign, impressions.age_band, impressions.region"),
+    ("conversions_by_segment", ["--param", "by=impressions.region,impressions.campaign,impressions.age_band"],
+     "by takes at most 2 of impressions.campaign, impressions.age_band, impressions.region; 3 were given"),
+    ("conversions_by_segment", ["--param", "by=impressions.region,impressions.region"],
+     "a column appears twice in by"),
+    ("overlap", ["--group-by", "conversions.value"], "The columns by chooses from are: impressions.campaign"),
+    ("overlap", [], "needs its GROUP BY parameter by: up to 1 of impressions.campaign"),
+], ids=["misspelt", "too many", "twice", "not listed", "missing"])
+def test_group_parameter_mistakes_are_refused_before_the_network(events_files, template, flags, expected,
+                                                                  capsys):
+    assert main(["query", *events_files, template, *flags]) == 1
+    err = capsys.readouterr().err
+    assert "error [policy_denied]" in err and expected in err, err
+    assert "enclave_unavailable" not in err
+
+
+@pytest.mark.parametrize(("template", "flags", "expected"), [
+    ("weekly_revenue", ["--group-by", "impressions.campaign"],
+     "--group-by stands for a template's one GROUP BY parameter; weekly_revenue has 0"),
+    ("overlap", ["--group-by", "impressions.campaign", "--param", "by=impressions.campaign"],
+     "--group-by and --param by= both give overlap's GROUP BY parameter"),
+    ("overlap", ["--metric", "conversions.value"], "a template takes --param NAME=VALUE"),
+])
+def test_group_by_flag_misuse_on_templates_is_a_usage_error(events_files, template, flags, expected, capsys):
+    assert main(["query", *events_files, template, *flags]) == 2
+    assert expected in capsys.readouterr().err

@@ -45,6 +45,20 @@ def _signed_result(enclave, policy, query_id, **edits):
     return pack_document("signed", {"body": raw, "signature": enclave.signing.sign(RESULT_LABEL + raw)})
 
 
+LEFT_JOIN = {
+    "analysis": "", "kind": "plan",
+    "params": {"sql": "SELECT i.campaign, COUNT(DISTINCT person) AS converters FROM conversions c "
+                      "LEFT JOIN impressions i GROUP BY i.campaign",
+               "plan": {"v": 1, "datasets": ["conversions", "impressions"], "join": "left", "where": [],
+                        "group_by": ["impressions.campaign"],
+                        "select": [{"fn": "count_distinct", "arg": "person", "as": "converters"}]}},
+    "columns": ["campaign", "converters"], "rows": [["spring_sale", 1234], [None, 3456]],
+    "privacy": {"mechanism": "discrete_laplace", "epsilon_charged": "1/5", "noise_scale": {"persons": "25"},
+                "column_statistics": {"converters": ["persons"]}, "budget_remaining": {"impressions": "29/5"},
+                "suppressed_cohorts": 7, "cohorts_total": 9, "min_persons": 50},
+}
+
+
 @pytest.fixture
 def room(tmp_path, enclave, policy, policy_bytes, parties, make_bundle):
     """Policy and key files, and a stand-in host holding results for both parties."""
@@ -52,10 +66,11 @@ def room(tmp_path, enclave, policy, policy_bytes, parties, make_bundle):
     # Two ids that share their first 8 hex digits, for the ambiguity check.
     twins = ["abcdef01" + "0" * 56, "abcdef01" + "1" * 56]
     stored = {}
-    for qid in query_ids:
+    left_id = hashlib.sha256(b"a LEFT JOIN").digest()  # a SQL result whose last row has a nil key
+    for qid in [*query_ids, left_id]:
         ciphertexts = {}
         for party in ("advertiser", "publisher"):
-            signed = _signed_result(enclave, policy, qid)
+            signed = _signed_result(enclave, policy, qid, **(LEFT_JOIN if qid == left_id else {}))
             ciphertexts[party] = base64.b64encode(SUITE.encrypt(
                 signed, parties[party].result_key.public_key(),
                 info=result_hpke_info(policy.collaboration_id, qid, party))).decode()
@@ -114,7 +129,7 @@ def room(tmp_path, enclave, policy, policy_bytes, parties, make_bundle):
     try:
         yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}", asked=asked,
                               policy=str(policy_file), keys=keys, query_ids=query_ids, state=state,
-                              tmp=tmp_path)
+                              tmp=tmp_path, left_id=left_id)
     finally:
         server.shutdown()
         server.server_close()
@@ -287,3 +302,15 @@ def test_match_back_reads_parquet_files_too(room, tmp_path, capsys):
     assert main(["match-back", str(export), "--input", str(own), "--dataset", "conversions",
                  "--policy", room.policy]) == 0
     assert capsys.readouterr().out.splitlines() == ["email,spend", " B@example.com,20"]
+
+
+def test_results_get_shows_a_left_joins_nil_row(room, capsys):
+    assert main(_online(room, "advertiser", "results", "get", room.left_id.hex())) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines if line.startswith(("spring_sale", "(none) "))] == [
+        ["spring_sale", "1,234"], ["(none)", "3,456"]]
+    assert "None" not in "\n".join(lines)
+    assert main(_online(room, "advertiser", "results", "get", room.left_id.hex(), "--format", "csv")) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(",3456,")
+    assert main(_online(room, "advertiser", "results", "get", room.left_id.hex(), "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][-1] == [None, 3456]

@@ -18,6 +18,7 @@ import cleanroom.commands.query as query_command
 from cleanroom.cli import main
 from cleanroom.keys import PartyKeys
 from protocol.policy import parse_policy
+from protocol.privacy.accounting import Statistic
 from tests.support.sql_policy import sql_policy_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,3 +151,61 @@ def test_a_wrong_lift_is_refused_before_anything_is_sent(setup, capsys) -> None:
     assert "COUNT(DISTINCT impressions.person)" in capsys.readouterr().err
     assert main([*setup["base"], "--sql", lift_sql, "--lift", "loyalty"]) == 2
     assert "TEST:CONTROL" in capsys.readouterr().err
+
+
+LEFT_SQL = ("SELECT i.campaign, COUNT(DISTINCT person) AS converters, COUNT(c.*) AS conversions "
+            "FROM conversions c LEFT JOIN impressions i WHERE i.region IN ('north') GROUP BY i.campaign")
+
+
+def test_explain_a_left_join_its_nil_row_and_sensitivities(setup, capsys) -> None:
+    assert main([*setup["base"], "--sql", LEFT_SQL, "--explain", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    privacy = setup["policy"].privacy
+    assert report["join"] == "left" and report["plan"]["join"] == "left"
+    assert report["rows"] == 8 + 1  # the campaigns, and the converters with no north impression
+    assert "persons of conversions with no impressions row passing the WHERE" in report["nil_row"]
+    # Removing a person's impressions moves it from min(L0, 8) campaign rows into the nil row.
+    k = min(privacy.max_cohorts_per_user, 8) + 1
+    cells = {s["statistic"]: s for s in report["statistics"]}
+    assert cells["persons"]["cells_per_person"] == k and cells["persons"]["cells"] == 9
+    assert cells["count:conversions"]["per_cell"] == privacy.max_rows_per_user
+    share = Fraction(report["statistics"][0]["epsilon"])
+    std = {c["column"]: c["noise_std"] for c in report["output"]}
+    assert std["converters"] == pytest.approx(_discrete_laplace_std(k / share))
+    assert report["cohort_keys"] == "public" and report["threshold"] is None and report["delta"] == "0"
+    assert any("LEFT JOIN counts every person of conversions" in line
+               for line in report["rules"]["conversions"])
+    assert main([*setup["base"], "--sql", LEFT_SQL, "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "rows: 9 (every combination of declared values, and the LEFT JOIN's nil row;" in out
+    assert "LEFT JOIN: the last row, every group key nil" in out
+    assert f"persons                  9 cells, a person in at most {k}, by at most 1 each" in out
+
+
+def test_explain_private_cohort_keys_gives_tau_and_delta(setup, capsys) -> None:
+    from protocol.policy import parse_policy as parse
+    from protocol.privacy.accounting import calibrate
+    from protocol.privacy.threshold import release_threshold
+
+    text = sql_policy_text(EXAMPLE.read_text()).replace(
+        "[datasets.rules]", '[datasets.rules]\ncohort_keys = "private"', 1)
+    path = setup["tmp"] / "private.toml"
+    path.write_text(text)
+    base = [*setup["base"]]
+    base[base.index("--policy") + 1] = str(path)
+    assert main([*base, "--sql", SQL, "--explain", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    policy = parse(text.encode())
+    # persons: one of 3 shared vectors (AVG reuses the sum and count), a person in min(L0, 8) cells
+    cost = policy.dataset("impressions").rules.cost  # type: ignore[union-attr]
+    k = min(policy.privacy.max_cohorts_per_user, 8)
+    persons = calibrate([Statistic("persons", 8, k, 1), Statistic("c", 8, k, 8), Statistic("s", 8, k, 1)],
+                        policy.privacy.mode, cost)[0]
+    tau = release_threshold(persons.mechanism, persons.scale, k, policy.privacy.delta)
+    assert report["cohort_keys"] == "private" and report["threshold"] == tau
+    assert report["delta"] == str(policy.privacy.delta)
+    assert any(line == f"cohort_keys private: a row also needs tau = {tau} noisy persons"
+               for line in report["rules"]["impressions"])
+    assert main([*base, "--sql", SQL, "--explain"]) == 0
+    assert f"reach 50 and tau = {tau} (private cohort keys; the query is also charged delta 1e-09)" in \
+        capsys.readouterr().out

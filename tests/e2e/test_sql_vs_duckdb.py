@@ -6,6 +6,14 @@ within the rules (random GROUP BY, WHERE, aggregates, aliases and SQL styles), t
 compiles, signs and sends them, and each released cell is compared with DuckDB's exact answer
 over the same CSV files.
 
+Every third query is a ``FROM k LEFT JOIN o`` (either way round), grouped by o's columns or not
+at all. DuckDB's reference is a LEFT JOIN too, of k's persons to o's (person, cohort) rows with
+o's WHERE predicates applied to o before the join, as an ``ON`` clause would: its NULL group is
+k's persons with no such o row, the enclave's last, nil-keyed row; a person in several cohorts
+counts in each, as in the enclave. The reference's persons are checked against the plain
+``SELECT o.g, COUNT(DISTINCT k.person) FROM k LEFT JOIN o ON k.person = o.person AND <o's
+predicates> WHERE <k's predicates> GROUP BY o.g``.
+
 Contribution bounding does not bind, by construction: every person has at most 4 rows in each
 dataset, and the policy variant sets L0 = Linf = 4 (so no person is in more than L0 cohorts, nor
 has more than Linf rows in a cohort or of the other dataset), and values lie inside the clamp.
@@ -103,8 +111,12 @@ def _write_csvs(tmp: Path, rng: random.Random) -> tuple[Path, Path]:
 
 # --- the generator: a spec, its SQL text in a random style, and its exact answer -------------
 
-def _random_spec(rng: random.Random) -> dict:
-    group_ds = rng.choices(["impressions", "conversions", None], weights=[6, 3, 1])[0]
+def _random_spec(rng: random.Random, left: bool = False) -> dict:
+    kept = rng.choice(["conversions", "conversions", "impressions"]) if left else None
+    if kept is not None:  # a LEFT JOIN groups by the other dataset's columns, or not at all
+        group_ds = rng.choices([_other(kept), None], weights=[5, 1])[0]
+    else:
+        group_ds = rng.choices(["impressions", "conversions", None], weights=[6, 3, 1])[0]
     group: list[str] = []
     if group_ds is not None:
         columns = [c for (d, c) in VALUES if d == group_ds]
@@ -122,7 +134,12 @@ def _random_spec(rng: random.Random) -> dict:
         picked += [a for a in ("sum", "count_c") if a not in picked]
     return {"group_ds": group_ds, "group": group, "where": where, "aggregates": picked,
             "aliases": rng.random() < 0.7, "on": rng.random() < 0.5, "positions": rng.random() < 0.3,
-            "select_groups": rng.random() < 0.8, "qualify": rng.random() < 0.5}
+            "select_groups": rng.random() < 0.8, "qualify": rng.random() < 0.5, "kept": kept,
+            "outer": rng.random() < 0.5}
+
+
+def _other(dataset: str) -> str:
+    return "conversions" if dataset == "impressions" else "impressions"
 
 
 def _sql(spec: dict) -> str:
@@ -138,9 +155,10 @@ def _sql(spec: dict) -> str:
             "avg": f"AVG({q['conversions']}.value) AS aov"}
     groups = [col(spec["group_ds"], g) for g in spec["group"]]
     select = (groups if spec["select_groups"] else []) + [text[a] for a in spec["aggregates"]]
-    sql = f"SELECT {', '.join(select)}\nFROM impressions"
-    sql += " i" if spec["aliases"] else ""
-    sql += " JOIN conversions" + (" c" if spec["aliases"] else "")
+    first = spec["kept"] or "impressions"
+    join = ("LEFT OUTER JOIN" if spec["outer"] else "LEFT JOIN") if spec["kept"] else "JOIN"
+    sql = f"SELECT {', '.join(select)}\nFROM {first}" + (f" {q[first]}" if spec["aliases"] else "")
+    sql += f" {join} {_other(first)}" + (f" {q[_other(first)]}" if spec["aliases"] else "")
     if spec["on"]:
         sql += f" ON {q['impressions']}.person = {q['conversions']}.person"
     predicates = []
@@ -158,19 +176,26 @@ def _sql(spec: dict) -> str:
     return sql
 
 
-def _exact(db: duckdb.DuckDBPyConnection, spec: dict) -> dict[tuple, dict[str, int]]:
-    """DuckDB's exact answer per cohort: persons, rows of each dataset, the sum in cents."""
+_SUMS = {"impressions": "0", "conversions": "CAST(round(value * 100) AS BIGINT)"}
+
+
+def _filters(spec: dict) -> dict[str, list[str]]:
     filters: dict[str, list[str]] = {"impressions": [], "conversions": []}
     for dataset, column, op, values in spec["where"]:
         listed = ", ".join(f"'{v}'" for v in values)
         filters[dataset].append(f"{column} {'NOT IN' if op in ('<>', 'not_in') else 'IN'} ({listed})")
+    return filters
+
+
+def _exact(db: duckdb.DuckDBPyConnection, spec: dict) -> dict[tuple, dict[str, int]]:
+    """DuckDB's exact answer per cohort: persons, rows of each dataset, the sum in cents."""
+    filters = _filters(spec)
 
     def where(dataset: str) -> str:
         return " AND ".join(filters[dataset]) or "TRUE"
 
     group_ds, group = spec["group_ds"], spec["group"]
     keys = ", ".join(group)
-    sums = {"impressions": "0", "conversions": "CAST(round(value * 100) AS BIGINT)"}
     own = group_ds or "impressions"
     other = "conversions" if own == "impressions" else "impressions"
     cohort = f"{keys}, " if group else ""
@@ -178,9 +203,9 @@ def _exact(db: duckdb.DuckDBPyConnection, spec: dict) -> dict[tuple, dict[str, i
         WITH i AS (SELECT * FROM impressions WHERE {where('impressions')}),
              c AS (SELECT * FROM conversions WHERE {where('conversions')}),
              m AS (SELECT person FROM i INTERSECT SELECT person FROM c),
-             g AS (SELECT {cohort} person, COUNT(*) AS n, SUM({sums[own]}) AS s
+             g AS (SELECT {cohort} person, COUNT(*) AS n, SUM({_SUMS[own]}) AS s
                    FROM {own[0]} WHERE person IN (SELECT person FROM m) GROUP BY {cohort} person),
-             o AS (SELECT person, COUNT(*) AS n, SUM({sums[other]}) AS s
+             o AS (SELECT person, COUNT(*) AS n, SUM({_SUMS[other]}) AS s
                    FROM {other[0]} WHERE person IN (SELECT person FROM m) GROUP BY person)
         SELECT {cohort} COUNT(*), SUM(g.n), SUM(g.s), SUM(o.n), SUM(o.s)
         FROM g JOIN o USING (person) {'GROUP BY ' + keys if group else ''}""").fetchall()
@@ -191,6 +216,40 @@ def _exact(db: duckdb.DuckDBPyConnection, spec: dict) -> dict[tuple, dict[str, i
         out[labels] = {"persons": int(persons), "count:impressions": counts["impressions"],
                        "count:conversions": counts["conversions"],
                        "sum:conversions.value": int((own_s if own == "conversions" else other_s) or 0)}
+    return out
+
+
+def _exact_left(db: duckdb.DuckDBPyConnection, spec: dict) -> dict[tuple, dict[str, int]]:
+    """DuckDB's exact answer per cohort of ``kept LEFT JOIN other`` (None keys: the unexposed):
+    the persons, each person's rows of ``kept`` once per cohort, ``other``'s rows in the cohort."""
+    kept = spec["kept"]
+    other, group, filters = _other(kept), spec["group"], _filters(spec)
+
+    def where(dataset: str, alias: str = "") -> str:
+        return " AND ".join(alias + f for f in filters[dataset]) or "TRUE"
+
+    keys = ", ".join(f"o.{g}" for g in group)
+    cohort, by = (f"{keys}, ", f"GROUP BY {keys}") if group else ("", "")
+    rows = db.execute(f"""
+        WITH kp AS (SELECT person, COUNT(*) AS n, SUM({_SUMS[kept]}) AS s FROM {kept}
+                    WHERE {where(kept)} GROUP BY person),
+             o AS (SELECT {''.join(f'{g}, ' for g in group)} person, COUNT(*) AS n,
+                          SUM({_SUMS[other]}) AS s
+                   FROM {other} WHERE {where(other)} GROUP BY {''.join(f'{g}, ' for g in group)} person)
+        SELECT {cohort} COUNT(*), SUM(kp.n), SUM(kp.s), SUM(o.n), SUM(o.s)
+        FROM kp LEFT JOIN o ON kp.person = o.person {by}""").fetchall()
+    plain = {tuple(r[: len(group)]): r[-1] for r in db.execute(f"""
+        SELECT {cohort} COUNT(DISTINCT k.person) FROM {kept} k LEFT JOIN {other} o
+        ON k.person = o.person AND {where(other, 'o.')} WHERE {where(kept, 'k.')} {by}""").fetchall()}
+    out = {}
+    for row in rows:
+        labels, (persons, kept_n, kept_s, other_n, other_s) = tuple(row[: len(group)]), row[len(group):]
+        assert plain[labels] == persons, (spec, labels)  # the reference is the LEFT JOIN's answer
+        counts, sums = {kept: kept_n, other: other_n}, {kept: kept_s, other: other_s}
+        out[labels] = {"persons": int(persons), "count:impressions": int(counts["impressions"] or 0),
+                       "count:conversions": int(counts["conversions"] or 0),
+                       "sum:conversions.value": int(sums["conversions"] or 0)}
+    assert len(plain) == len(out)
     return out
 
 
@@ -236,8 +295,9 @@ def test_generated_queries_match_duckdb_within_the_signed_noise(world, parties) 
     client, enclave, policy, db, rng = (world[k] for k in ("client", "enclave", "policy", "db", "rng"))
     zs: list[float] = []  # cells far from the 0 clamp and the release gate
     cells = 0
+    nil_rows = 0  # released unexposed rows of grouped LEFT JOINs
     for n in range(N_QUERIES):
-        spec = _random_spec(rng)
+        spec = _random_spec(rng, left=n % 3 == 2)
         sql = _sql(spec)
         party = ("advertiser", "publisher")[n % 2]
         query = compile_query(sql, policy, party)
@@ -246,7 +306,12 @@ def test_generated_queries_match_duckdb_within_the_signed_noise(world, parties) 
         assert result.body["params"] == {"plan": query.wire, "sql": sql}  # signed with the answer
         privacy = result.privacy
         scales = {name: Fraction(t) for name, t in privacy["noise_scale"].items()}
-        exact = _exact(db, spec)
+        exact = _exact_left(db, spec) if spec["kept"] else _exact(db, spec)
+        assert query.plan.left_join == bool(spec["kept"]), sql
+        if spec["kept"] and spec["group"]:  # the unexposed: the last row, every key nil
+            assert all(v is None for v in result.rows[-1][:len(spec["group"])]), (sql, result.rows[-1])
+            assert all(v is not None for row in result.rows[:-1] for v in row[:len(spec["group"])])
+            nil_rows += 1
         min_persons = query.check.min_persons
         n_labels = len(spec["group"])
         released = {tuple(row[:n_labels]): dict(zip(result.columns, row, strict=True)) for row in result.rows}
@@ -282,6 +347,7 @@ def test_generated_queries_match_duckdb_within_the_signed_noise(world, parties) 
                 rounding = Decimal("0.005") + Decimal("1e-9")
                 assert abs(Decimal(row["aov"]) - total / count) <= rounding, (sql, row)
     assert cells >= 500 and len(zs) >= 300, (cells, len(zs))  # enough cells for the checks to mean much
+    assert nil_rows >= 6, nil_rows  # of the 12 LEFT JOINs, the grouped ones (5 in 6)
     mean = sum(zs) / len(zs)
     mean_sq = sum(z * z for z in zs) / len(zs)
     assert abs(mean) <= 6 / math.sqrt(len(zs)), mean  # z has mean 0, variance 1

@@ -12,9 +12,15 @@ from typing import Any
 import pytest
 
 from protocol.errors import PolicyViolation, ProtocolError
-from tests.enclave.test_analyses import CAMPAIGNS, CLAMP, people_data
-from tests.enclave.test_plans import _cents, _plan, _run, _spent, enclave  # noqa: F401 (fixture)
+from tests.conftest import bind_policy
+from tests.enclave.test_analyses import CAMPAIGNS, CLAMP, _loaded, people_data
+from tests.enclave.test_plans import _cents, _plan, _run, _spent
 from tests.support.enclave_harness import EnclaveHarness
+
+
+@pytest.fixture(scope="module")
+def enclave(parties) -> EnclaveHarness:
+    return _loaded(parties, bind_policy(parties))
 
 
 def _left(group_by: list[str], select: list[tuple[str, str, str]],
@@ -49,7 +55,8 @@ def test_left_join_releases_each_campaign_and_the_unexposed(enclave: EnclaveHarn
          ("sum", "conversions.value", "revenue")],
         [("impressions.region", "in", ["north", "south"])]))
     reference = _reference({0, 1})
-    expected = {None if c is None else CAMPAIGNS[c]: [ref["persons"], ref["conversions"], _cents(ref["value"])]
+    expected = {None if c is None else CAMPAIGNS[c]:
+                [ref["persons"], ref["conversions"], _cents(ref["value"])]
                 for c, ref in reference.items() if ref["persons"] >= 50}
     released = {row[0]: row[1:] for row in result.body["rows"]}
     assert None in expected and len(expected) >= 3  # the data has unexposed converters
@@ -72,7 +79,8 @@ def test_left_join_without_group_by_counts_every_converter(enclave: EnclaveHarne
 @pytest.mark.parametrize(("plan", "message"), [
     (_left(["conversions.nope"], [("count_distinct", "person", "x")]), "GROUP BY conversions.nope"),
     (_left([], [("count_distinct", "person", "x")]) | {
-        "select": [{"fn": "histogram", "arg": "impressions", "as": "f", "max": 3}]}, "with JOIN and no window"),
+        "select": [{"fn": "histogram", "arg": "impressions", "as": "f", "max": 3}]},
+     "with JOIN and no window"),
     (_left(["impressions.campaign"], [("count_distinct", "person", "x")]) | {"window": {
         "from": "impressions.ts", "to": "conversions.ts", "max_days": 7, "model": "last_touch"}}, "JOIN ON"),
     (_left([], [("count_distinct", "impressions.person", "x")]), "with JOIN and no window"),
@@ -87,4 +95,5 @@ def test_left_joins_outside_their_shape_are_refused_at_no_cost(enclave: EnclaveH
 
 def test_a_join_other_than_left_is_malformed(enclave: EnclaveHarness, parties) -> None:
     with pytest.raises(ProtocolError, match="plan join"):
-        _run(enclave, parties["advertiser"], _plan([], [("count_distinct", "person", "x")]) | {"join": "inner"})
+        _run(enclave, parties["advertiser"],
+             _plan([], [("count_distinct", "person", "x")]) | {"join": "inner"})
