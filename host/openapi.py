@@ -3,10 +3,13 @@
 Written by hand from ``host/api.py`` and ``docs/http-api.md`` and kept honest by
 ``tests/host/test_openapi.py``, which checks it against the real app: every ``/v1`` route and
 method is documented and vice versa, and generated requests only ever get documented statuses
-with bodies that match the documented schemas.
+with bodies that match the documented schemas. The bytes inside the bodies (documents,
+signatures, the upload body) are specified in docs/wire.md, which descriptions cite by section;
+the examples are the known-answer vectors' session (``host/openapi_examples.py``).
 
 Error responses are derived from ``host.errors.STATUS_BY_CODE`` (the one table of codes and
-statuses), so each documented status lists exactly the error codes the host can answer with it.
+statuses, ``host/openapi_errors.py``), so each documented status lists exactly the error codes the
+host can answer with it.
 Schemas are closed (``additionalProperties: false``) wherever the host builds the object itself:
 a new field is a contract change and belongs here first. The enclave's health body stays open,
 as the enclave may report more than the host knows about.
@@ -17,22 +20,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from host.errors import STATUS_BY_CODE
 from host.openapi_approvals import APPROVAL_SCHEMAS, approval_paths
+from host.openapi_errors import error_codes_for_status, error_example, error_schema
+from host.openapi_examples import add_examples
 from host.openapi_results import RESULT_LIST_SCHEMA, result_list_operation
 
+# error_codes_for_status is host.openapi_errors', re-exported for the callers that knew it here
 __all__ = ["OPENAPI_VERSION", "document", "error_codes_for_status"]
 
 OPENAPI_VERSION = "3.1.0"
-
-# Werkzeug's own errors, rendered by host/errors.py with these codes (its _HTTP_CODES table).
-_WERKZEUG_CODES: dict[int, tuple[str, ...]] = {
-    400: ("bad_message",),
-    404: ("not_found",),
-    405: ("method_not_allowed",),
-    408: ("request_timeout",),  # a client stalled while sending its body (host/read_guard.py)
-    413: ("message_too_large",),
-}
 
 _STATUS_TEXT = {
     200: "OK",
@@ -56,33 +52,6 @@ _B64 = {"type": "string", "contentEncoding": "base64",
 _COUNT = {"type": "integer", "minimum": 0}
 
 
-def error_codes_for_status(status: int) -> list[str]:
-    """Every error code the host may answer with ``status`` (sorted, no duplicates)."""
-    codes = {code for code, st in STATUS_BY_CODE.items() if st == status}
-    codes.update(_WERKZEUG_CODES.get(status, ()))
-    return sorted(codes)
-
-
-def _error_schema(status: int) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string", "enum": error_codes_for_status(status)},
-                    # Messages are for people; they never carry a data value (protocol/errors.py).
-                    "message": {"type": "string"},
-                },
-            }
-        },
-    }
-
-
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -94,6 +63,7 @@ def _responses(success: dict[int, tuple[str, dict[str, Any]]],
         out[str(status)] = _json(schema, description)
     for status in errors:
         response = _json({"$ref": f"#/components/schemas/Error{status}"}, _STATUS_TEXT[status])
+        response["content"]["application/json"]["example"] = error_example(error_codes_for_status(status))
         if status == 503:
             response["headers"] = {"Retry-After": {
                 "description": "seconds to wait before retrying",
@@ -128,6 +98,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "AttestationBundle": {
         "type": "object",
+        "description": "the enclave's evidence; the checks before uploading are docs/wire.md#verifier-checks",
         "additionalProperties": False,
         "required": ["format", "mode", "simulated", "quote", "collateral", "enc_pub", "sig_pub",
                      "policy", "policy_hash", "nonce", "simulation_root_ca"],
@@ -154,8 +125,9 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
             "upload_id": _HEX32,
             "rows": _COUNT,
             "digest": _HEX64,
-            "receipt": {**_B64, "description": "canonical msgpack upload_receipt document"},
-            "signature": {**_B64, "description": "enclave Ed25519 signature over the receipt"},
+            "receipt": {**_B64, "description": "upload_receipt document (docs/wire.md#upload_receipt)"},
+            "signature": {**_B64, "description": "enclave Ed25519 over 'cleanroom/v1/upload-receipt\\x00' "
+                                                 "|| receipt (docs/wire.md#checking-an-upload-receipt)"},
         },
     },
     "UploadList": {
@@ -189,8 +161,9 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "required": ["request", "signature"],
         "properties": {
-            "request": {**_B64, "description": "canonical msgpack query_request document"},
-            "signature": {**_B64, "description": "the requesting party's Ed25519 signature"},
+            "request": {**_B64, "description": "query_request document (docs/wire.md#query_request)"},
+            "signature": {**_B64, "description": "the requester's Ed25519 over "
+                                                 "'cleanroom/v1/query-request\\x00' || request"},
         },
     },
     "QueryResponse": {
@@ -201,7 +174,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
             "query_id": _HEX64,
             "results": {
                 "type": "object",
-                "description": "party id -> signed result HPKE-encrypted for that party",
+                "description": "party id -> its sealed result, enc || ciphertext (docs/wire.md#results)",
                 "additionalProperties": _B64,
             },
         },
@@ -212,7 +185,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["entries"],
         "properties": {
             "entries": {"type": "array",
-                        "description": "enclave-signed audit entries (canonical msgpack), in order",
+                        "description": "signed audit entries in order (docs/wire.md#audit-log)",
                         "items": _B64},
         },
     },
@@ -221,8 +194,9 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "required": ["request", "signature"],
         "properties": {
-            "request": {**_B64, "description": "canonical msgpack delete_request document"},
-            "signature": {**_B64, "description": "the owning party's Ed25519 signature"},
+            "request": {**_B64, "description": "delete_request document (docs/wire.md#delete_request)"},
+            "signature": {**_B64, "description": "the owner's Ed25519 over "
+                                                 "'cleanroom/v1/delete-request\\x00' || request"},
         },
     },
     "DeletionReceipt": {
@@ -230,8 +204,9 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "required": ["receipt", "signature", "upload_ids"],
         "properties": {
-            "receipt": {**_B64, "description": "canonical msgpack deletion_receipt document"},
-            "signature": {**_B64, "description": "enclave Ed25519 signature over the receipt"},
+            "receipt": {**_B64, "description": "deletion_receipt document (docs/wire.md#deletion_receipt)"},
+            "signature": {**_B64, "description": "enclave Ed25519 over "
+                                                 "'cleanroom/v1/deletion-receipt\\x00' || receipt"},
             "upload_ids": {"type": "array", "items": _HEX32,
                            "description": "the uploads whose ciphertext the host removed"},
         },
@@ -256,7 +231,7 @@ _PATHS: dict[str, dict[str, Any]] = {
             "summary": "The attestation bundle, optionally for a verifier's fresh nonce",
             "parameters": [{
                 "name": "nonce", "in": "query", "required": False,
-                "description": "32 bytes as 64 hex digits; the quote's REPORTDATA binds it",
+                "description": "32 bytes as 64 hex digits; REPORTDATA binds it (docs/wire.md#reportdata)",
                 "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
             }],
             "responses": _responses(
@@ -270,7 +245,9 @@ _PATHS: dict[str, dict[str, Any]] = {
             "summary": "Stream one party's encrypted upload; 201 only once it is stored durably",
             "requestBody": {
                 "required": True,
-                "description": "the record stream of protocol/upload.py (chunked transfer allowed)",
+                "description": ("the upload body of docs/wire.md#upload-body: records u32be(length) || "
+                                "payload, record 0 the signed header, then one per chunk (chunked "
+                                "transfer allowed)"),
                 "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                    "format": "binary"}}},
             },
@@ -374,8 +351,8 @@ def document() -> dict[str, Any]:
     """A fresh copy of the OpenAPI document (callers may mutate it)."""
     statuses = sorted({int(status) for path in _PATHS.values() for op in path.values()
                        for status in op["responses"] if int(status) >= 400})
-    schemas = {**_SCHEMAS, **{f"Error{status}": _error_schema(status) for status in statuses}}
-    return copy.deepcopy({
+    schemas = {**_SCHEMAS, **{f"Error{status}": error_schema(status) for status in statuses}}
+    doc = copy.deepcopy({
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "Clean room host API",
@@ -383,9 +360,12 @@ def document() -> dict[str, Any]:
             "description": (
                 "The untrusted host of the SGX data clean room. It relays ciphertext and signed, "
                 "encrypted outputs between the parties and the enclave; it never holds a key. Every "
-                'error is {"error": {"code", "message"}} with a stable code (host/errors.py).'
+                'error is {"error": {"code", "message"}} with a stable code (docs/wire.md#errors). '
+                "The bytes inside the bodies are specified in docs/wire.md of the source repository."
             ),
         },
         "paths": _PATHS,
         "components": {"schemas": schemas},
     })
+    add_examples(doc["paths"])
+    return doc

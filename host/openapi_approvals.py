@@ -1,7 +1,7 @@
 """The budget and co-signed query routes' part of the OpenAPI document (merged by ``host/openapi.py``).
 
-The protocol behind them is docs/witness.md; the shapes are checked with the rest of the
-document by ``tests/host/test_openapi.py``.
+The protocol behind them is docs/witness.md, the bytes docs/wire.md#co-signed-queries; the shapes
+are checked with the rest of the document by ``tests/host/test_openapi.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ APPROVAL_SCHEMAS: dict[str, dict[str, Any]] = {
     "BudgetStatus": {
         "type": "object", "additionalProperties": False, "required": ["status", "signature"],
         "properties": {
-            "status": {**_B64, "description": "canonical msgpack budget_status document"},
+            "status": {**_B64, "description": "budget_status document (docs/wire.md#budget_status)"},
             "signature": {**_B64, "description": "enclave Ed25519 over "
                                                  "'cleanroom/v1/budget-status\\x00' || status"},
         },
@@ -32,7 +32,7 @@ APPROVAL_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "query_id": _QUERY_ID,
             "status": {"enum": ["approval_required", "executed", "refused"]},
-            "proposal": {**_B64, "description": "canonical msgpack charge_proposal document"},
+            "proposal": {**_B64, "description": "charge_proposal document (docs/wire.md#charge_proposal)"},
             "signature": {**_B64, "description": "enclave Ed25519 over "
                                                  "'cleanroom/v1/charge-proposal\\x00' || proposal"},
             "approvers": {"type": "object", "additionalProperties": {

@@ -4,7 +4,8 @@ The layout (all little-endian) is declared once here, with both ends of it, so t
 drift apart::
 
     b"CRB1" | u32 rows | u32 ncols | u32 reserved = 0
-    then, per schema column in order, the raw column bytes zero-padded to a multiple of 8:
+    then, per schema column in order, the raw column bytes zero-padded to a multiple of 8
+    (a decoder refuses non-zero padding):
       id        32 bytes per row (SHA-256 of the normalised identifier)
       dimension '<u2' code into the policy's declared value list
       metric    '<i8' fixed-point value (value * 10**scale)
@@ -74,7 +75,7 @@ def decode_batch(
 
     The arrays alias ``buf``: the caller appends them to a table (one copy) before reusing it.
 
-    :raise ProtocolError: bad magic, header or total length.
+    :raise ProtocolError: bad magic, header, total length or non-zero padding.
     :raise InvalidInput: a dimension code outside the policy's value list (names the column).
     """
     check_schema(schema)
@@ -97,7 +98,12 @@ def decode_batch(
         elif kind == "dimension":
             _check_codes(name, col, dimension_sizes)
         out[name] = col
+        end = offset + rows * width
         offset += padded(rows * width)
+        # Zero padding makes equal columns equal bytes (docs/wire.md); a buffer reused without
+        # clearing it, a common encoder bug, shows here instead of passing silently.
+        if any(view[end:offset]):
+            raise ProtocolError("batch padding is not zero")
     return out
 
 

@@ -308,12 +308,15 @@ def _loads(data: bytes | memoryview, max_size: int) -> Any:
         raise ProtocolError("message is not valid msgpack") from exc
 
 
-def _depth(obj: Any, limit: int) -> None:
+def _depth(obj: Any, limit: int, *, floats: bool = True) -> None:
     stack = [(obj, 0)]
     while stack:
         item, depth = stack.pop()
         if depth > limit:
             raise ProtocolError("message is nested too deeply")
+        if isinstance(item, float) and not floats:
+            # Every number a document carries is an integer or an exact decimal string.
+            raise ProtocolError("a document holds no floating-point number")
         if isinstance(item, dict):
             # strict_map_key still lets bytes keys through; only text names a field.
             if not all(isinstance(k, str) for k in item):
@@ -354,9 +357,19 @@ def pack_document(kind: str, body: Mapping[str, Any]) -> bytes:
 
 
 def unpack_document(kind: str, data: bytes, *, max_size: int = MAX_CONTROL_BYTES * 64) -> dict[str, Any]:
+    """Parse and validate a signed document, which must be in canonical form (docs/wire.md).
+
+    Re-encoding must give back exactly ``data``: one byte string per document, so that two
+    parsers can never read one signed document two ways (duplicate keys, non-minimal forms,
+    floats of another width) and an implementation that does not encode canonically fails at
+    once rather than in a later byte comparison. No value may be a float.
+    """
     obj = _loads(data, max_size)
-    _depth(obj, _MAX_NESTING)
-    return _check_body(kind, obj, DOCUMENTS[kind])
+    _depth(obj, _MAX_NESTING, floats=False)
+    body = _check_body(kind, obj, DOCUMENTS[kind])
+    if canonical_packb(body) != data:
+        raise ProtocolError(f"{kind}: not in canonical msgpack form")
+    return body
 
 
 def encode_frame(payload: bytes) -> bytes:

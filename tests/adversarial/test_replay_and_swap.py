@@ -197,3 +197,44 @@ def test_spliced_uploads_fail_as_one_decrypt_error(
     assert _post_upload(deployment, publisher.body).status == 201
     assert_no_leak(deployment, marked)
     assert_still_serving(deployment)
+
+
+
+def _map(pairs: list[tuple[str, Any]], raw: dict[str, bytes] | None = None) -> bytes:
+    """A msgpack map written pair by pair, so a key can appear twice (msgpack.packb cannot);
+    ``raw`` gives some values' exact bytes."""
+    assert len(pairs) < 16
+    return bytes([0x80 | len(pairs)]) + b"".join(
+        msgpack.packb(k) + ((raw or {}).get(k) or msgpack.packb(v, use_bin_type=True)) for k, v in pairs)
+
+
+@pytest.mark.parametrize("form", ["duplicate_key", "long_integer", "unsorted_keys"])
+def test_a_signed_request_two_parsers_could_read_two_ways_is_refused(
+        deployment: HostDeployment, loaded: Any, marked: MarkedData, policy: Policy,
+        parties: dict[str, PartyKeys], form: str) -> None:
+    """A party signs request bytes that are not canonical msgpack: a key given twice (this parser
+    took the last, others take the first, so a witness in another language would co-sign one
+    query while the enclave ran another), an integer in a longer form than it needs, or keys
+    out of order. Validly signed, yet refused as bad_message before anything is charged."""
+    advertiser = parties["advertiser"]
+    fields = sorted({
+        "collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
+        "party": advertiser.party_id, "analysis": "overlap", "params": {"group_by": []},
+        "nonce": os.urandom(16), "issued_at": int(time.time()),
+    }.items())
+    if form == "duplicate_key":
+        at = [k for k, _ in fields].index("params")
+        request = _map([*fields[:at], ("params", {"group_by": ["impressions.campaign"]}), *fields[at:]])
+    elif form == "long_integer":  # uint64 for a value that fits in 32 bits
+        request = _map(fields, {"issued_at": b"\xcf" + dict(fields)["issued_at"].to_bytes(8, "big")})
+    else:
+        request = _map(list(reversed(fields)))
+    spent = deployment.client.budget_status(loaded, policy)["datasets"]
+    signature = advertiser.sign(QUERY_LABEL, request)
+    body = json.dumps({"request": base64.b64encode(request).decode(),
+                       "signature": base64.b64encode(signature).decode()}).encode()
+    reply = deployment.request("POST", "/v1/queries", body)
+    assert (reply.status, reply.code) == (400, "bad_message"), reply.body[:300]
+    assert deployment.client.budget_status(loaded, policy)["datasets"] == spent
+    assert_no_leak(deployment, marked)
+    assert_still_serving(deployment)

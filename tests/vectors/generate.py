@@ -63,8 +63,11 @@ from protocol.crypto import (
 from protocol.errors import error_from_wire
 from protocol.policy import Dataset, Policy, parse_policy
 from protocol.report_data import DOMAIN, ZERO_NONCE, policy_hash, report_data
+from protocol.templates import instantiate
 from protocol.upload import UploadDigest, chunk_aad, chunk_nonce, encode_record
 from protocol.wire import canonical_packb, encode_frame, pack, pack_document, unpack, unpack_document
+from tests.vectors.checks_extra import http_vector
+from tests.vectors.generate_extra import build_extra
 from tests.vectors.loader import FILES, HPKE_SUITE_NAME, VECTOR_DIR, dump, h, load, to_json
 
 __all__ = ["NOW", "build", "build_upload", "enclave_keys", "main", "party_keys"]
@@ -173,6 +176,39 @@ PLAN = {"v": 1, "datasets": ["impressions", "conversions"],
 PLAN_SQL = ("SELECT i.campaign, COUNT(DISTINCT person) AS buyers, SUM(c.value) AS revenue "
             "FROM impressions i JOIN conversions c WHERE i.campaign <> 'autumn' GROUP BY i.campaign")
 PLAN_NONCE = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+
+# The template vectors' policy: the fixed one with a template that has a WHERE parameter and a
+# GROUP BY parameter, over a LEFT JOIN (its last row, the unexposed, has nil group keys).
+TEMPLATE_POLICY_EDITS = (
+    ('collaboration_id = "wire-test-vectors-v1"', 'collaboration_id = "wire-test-vectors-template-v1"'),
+)
+TEMPLATE_PLAN = (
+    '{"v": 1, "datasets": ["conversions", "impressions"], "join": "left", '
+    '"where": [{"column": "impressions.campaign", "op": "in", "values": {"param": "campaigns"}}], '
+    '"group_by": [{"param": "by"}], '
+    '"select": [{"fn": "count_distinct", "arg": "person", "as": "converters"}, '
+    '{"fn": "sum", "arg": "conversions.value", "as": "revenue"}]}'
+)
+TEMPLATE_TOML = "\n".join((
+    "",
+    "[[templates]]",
+    'id = "converters_by_segment"',
+    'description = "Converters and revenue per chosen grouping of the chosen campaigns, and the unexposed"',
+    'requesters = ["advertiser"]',
+    'recipients = ["advertiser"]',
+    'epsilon = "0.5"',
+    'sql = "SELECT :by, COUNT(DISTINCT person) AS converters, SUM(c.value) AS revenue FROM conversions c '
+    'LEFT JOIN impressions i WHERE i.campaign IN (:campaigns) GROUP BY :by"',
+    f"plan = '{TEMPLATE_PLAN}'",
+    "",
+    "[templates.params]",
+    'campaigns = "impressions.campaign"',
+    'by = { group_by = ["impressions.campaign"], max = 1 }',
+    "",
+))
+TEMPLATE_QUERY = {"party": "advertiser", "analysis": "converters_by_segment",
+                  "params": {"campaigns": ["spring", "summer"], "by": ["impressions.campaign"]},
+                  "nonce": bytes.fromhex("a0a1a2a3a4a5a6a7a8a9aaabacadaeaf")}
 
 
 def _person(i: int) -> bytes:
@@ -518,6 +554,9 @@ def build(existing: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]
     out["frames"] = {"description": "Host <-> enclave messages {v, type, body} and their frames "
                                     "(u32 big-endian length || message).", "messages": messages}
     out["witness"] = _witness_vectors(policy_bytes, enclave, parties, uploads, existing)
+    build_extra(out, existing, node.call, nonce=ATTEST_NONCE, now=NOW)
+    out["template"] = _template_vectors(policy_bytes, enclave, parties, existing)
+    out["http"] = http_vector(out)
     assert tuple(out) == FILES
     return out
 
@@ -569,6 +608,51 @@ def _witness_vectors(policy_bytes: bytes, enclave: EnclaveKeys, parties: Mapping
         "result": _signed_document("result", result["body"], RESULT_LABEL, result["signature"]),
         "budget_status": _signed_document("budget_status", budget["status"], BUDGET_LABEL,
                                           budget["signature"]),
+    }
+
+
+def _template_vectors(policy_bytes: bytes, enclave: EnclaveKeys, parties: Mapping[str, PartyKeys],
+                      existing: Mapping[str, Any]) -> dict[str, Any]:
+    """A query naming a policy template: its request, the plan the enclave makes of it, the result."""
+    text = policy_bytes.decode()
+    for old, new in TEMPLATE_POLICY_EDITS:
+        assert old in text
+        text = text.replace(old, new, 1)
+    text += TEMPLATE_TOML
+    template_bytes = text.encode()
+    policy = parse_policy(template_bytes)
+    node = _Enclave(template_bytes, enclave)
+    stored = existing.get("template", {})
+    stored_uploads = {u.get("dataset"): u for u in stored.get("uploads", []) if isinstance(u, dict)}
+    uploads = []
+    for dataset in policy.datasets:
+        rows = IMPRESSIONS if dataset.name == "impressions" else CONVERSIONS
+        uploads.append(_upload_vector(stored_uploads.get(dataset.name), parties[dataset.owner], policy,
+                                      dataset, enclave, rows))
+        node.upload(uploads[-1])
+    keys = parties[TEMPLATE_QUERY["party"]]
+    request, signature = _request("query_request", TEMPLATE_QUERY, keys, QUERY_LABEL, policy)
+    answer = node.call("query", {"request": request, "signature": signature})[2]
+    template = policy.template(TEMPLATE_QUERY["analysis"])
+    assert template is not None
+    recipient = template.recipients[0]
+    sealed = answer["results"][recipient]
+    info = result_hpke_info(policy.collaboration_id, answer["query_id"], recipient)
+    opened = HPKE_SUITE.decrypt(sealed, parties[recipient].result_key, info=info)
+    result = unpack_document("signed", opened)
+    return {
+        "description": "A query naming a policy template (analysis = the template id, params = its "
+                       "parameters' values): the plan the enclave instantiates from it, and the signed "
+                       "result, whose last row (nil group keys) is the converters with no impression.",
+        "policy": {"text": text, "policy_hash": policy.hash.hex()},
+        "uploads": [{k: u[k] for k in ("party", "dataset", "data_key", "data_key_wrap")} for u in uploads],
+        "query_request": {"signer": keys.party_id,
+                          **_signed_document("query_request", request, QUERY_LABEL, signature)},
+        "instantiated_plan": to_json(instantiate(template, TEMPLATE_QUERY["params"])),
+        "result": _signed_document("result", result["body"], RESULT_LABEL, result["signature"]),
+        "sealed": {"recipient": recipient, **_decrypt_vector(
+            stored.get("sealed"), sealed, parties[recipient].result_key, parties[recipient].result_public,
+            info, opened)},
     }
 
 

@@ -36,7 +36,7 @@ BYTES_TAG = "$bytes"
 # Every vector file, in the order the generator builds them (later ones refer to earlier ones).
 HPKE_SUITE_NAME = "RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM"
 FILES = ("keys", "policy", "report_data", "requests", "upload", "result", "receipts", "audit", "frames",
-         "witness")
+         "witness", "msgpack", "attestation", "template", "http")
 
 
 def h(text: str) -> bytes:

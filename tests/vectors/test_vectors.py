@@ -55,6 +55,7 @@ from protocol.wire import (
     unpack,
     unpack_document,
 )
+from tests.vectors.checks_extra import CHECKS_EXTRA
 from tests.vectors.loader import FILES, HPKE_SUITE_NAME, VECTOR_DIR, dump, from_json, h, load_all
 
 Vectors = dict[str, dict[str, Any]]
@@ -394,7 +395,7 @@ CHECKS: dict[str, Callable[[Vectors], None]] = {
     "keys": check_keys, "policy": check_policy, "report_data": check_report_data,
     "requests": check_requests, "upload": check_upload, "result": check_result,
     "receipts": check_receipts, "audit": check_audit, "frames": check_frames,
-    "witness": check_witness,
+    "witness": check_witness, **CHECKS_EXTRA,
 }
 
 
@@ -498,6 +499,7 @@ def test_any_one_byte_edit_of_any_vector_fails(stored: Vectors) -> None:
                 parent = parent[key]
             parent[path[-1]] = _mutated(parent[path[-1]])
             try:
+                CHECKS[name](edited)  # the file's own check first: it notices almost every edit
                 check_all(edited)
             except Exception:  # any failure is the expected outcome
                 continue
