@@ -1,0 +1,107 @@
+// The Unicode parts of docs/normalisation.md, pinned to Unicode 14.0.0 although the JavaScript
+// engine may carry a newer version: case folding (Python's str.casefold, which is not
+// toLowerCase), the whitespace set of str.isspace, and the refused categories Cc Cf Cs Cn.
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** No lone surrogate: the string is Unicode text (String.isWellFormed, before Node 20). */
+export function isWellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
+/** The 29 characters for which Python's str.isspace() is true. */
+export const WHITESPACE = new Set<number>([
+  0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680,
+  0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
+  0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
+]);
+
+/** Trim the whitespace set above from both ends (String.trim's set is another one). */
+export function trimSpace(s: string): string {
+  const cps = [...s];
+  let a = 0;
+  let b = cps.length;
+  while (a < b && WHITESPACE.has(cps[a].codePointAt(0)!)) a++;
+  while (b > a && WHITESPACE.has(cps[b - 1].codePointAt(0)!)) b--;
+  return cps.slice(a, b).join("");
+}
+
+// Code points assigned after Unicode 14.0 (up to 17.0), as inclusive [first, last] pairs:
+// unassigned (Cn) for the rule, although a newer engine knows them.
+const NEWER_THAN_14 = [
+  0x88f, 0x88f, 0x897, 0x897, 0xc5c, 0xc5c, 0xcdc, 0xcdc, 0xcf3, 0xcf3, 0xece, 0xece,
+  0x1acf, 0x1add, 0x1ae0, 0x1aeb, 0x1b4e, 0x1b4f, 0x1b7f, 0x1b7f, 0x1c89, 0x1c8a, 0x20c1, 0x20c1,
+  0x2427, 0x2429, 0x2b96, 0x2b96, 0x2ffc, 0x2fff, 0x31e4, 0x31e5, 0x31ef, 0x31ef, 0xa7cb, 0xa7cf,
+  0xa7d2, 0xa7d2, 0xa7d4, 0xa7d4, 0xa7da, 0xa7dc, 0xa7f1, 0xa7f1, 0xfbc3, 0xfbd2, 0xfd90, 0xfd91,
+  0xfdc8, 0xfdce, 0x105c0, 0x105f3, 0x10940, 0x10959, 0x10d40, 0x10d65, 0x10d69, 0x10d85,
+  0x10d8e, 0x10d8f, 0x10ec2, 0x10ec7, 0x10ed0, 0x10ed8, 0x10efa, 0x10eff, 0x1123f, 0x11241,
+  0x11380, 0x11389, 0x1138b, 0x1138b, 0x1138e, 0x1138e, 0x11390, 0x113b5, 0x113b7, 0x113c0,
+  0x113c2, 0x113c2, 0x113c5, 0x113c5, 0x113c7, 0x113ca, 0x113cc, 0x113d5, 0x113d7, 0x113d8,
+  0x113e1, 0x113e2, 0x116d0, 0x116e3, 0x11b00, 0x11b09, 0x11b60, 0x11b67, 0x11bc0, 0x11be1,
+  0x11bf0, 0x11bf9, 0x11db0, 0x11ddb, 0x11de0, 0x11de9, 0x11f00, 0x11f10, 0x11f12, 0x11f3a,
+  0x11f3e, 0x11f5a, 0x1342f, 0x1342f, 0x13439, 0x13455, 0x13460, 0x143fa, 0x16100, 0x16139,
+  0x16d40, 0x16d79, 0x16ea0, 0x16eb8, 0x16ebb, 0x16ed3, 0x16ff2, 0x16ff6, 0x187f8, 0x187ff,
+  0x18cff, 0x18cff, 0x18d09, 0x18d1e, 0x18d80, 0x18df2, 0x1b132, 0x1b132, 0x1b155, 0x1b155,
+  0x1cc00, 0x1ccfc, 0x1cd00, 0x1ceb3, 0x1ceba, 0x1ced0, 0x1cee0, 0x1cef0, 0x1d2c0, 0x1d2d3,
+  0x1df25, 0x1df2a, 0x1e030, 0x1e06d, 0x1e08f, 0x1e08f, 0x1e4d0, 0x1e4f9, 0x1e5d0, 0x1e5fa,
+  0x1e5ff, 0x1e5ff, 0x1e6c0, 0x1e6de, 0x1e6e0, 0x1e6f5, 0x1e6fe, 0x1e6ff, 0x1f6d8, 0x1f6d8,
+  0x1f6dc, 0x1f6dc, 0x1f774, 0x1f77f, 0x1f7d9, 0x1f7d9, 0x1f8b2, 0x1f8bb, 0x1f8c0, 0x1f8c1,
+  0x1f8d0, 0x1f8d8, 0x1fa54, 0x1fa57, 0x1fa75, 0x1fa77, 0x1fa87, 0x1fa8a, 0x1fa8e, 0x1fa8f,
+  0x1faad, 0x1faaf, 0x1fabb, 0x1fabf, 0x1fac6, 0x1fac6, 0x1fac8, 0x1fac8, 0x1facd, 0x1facf,
+  0x1fada, 0x1fadc, 0x1fadf, 0x1fadf, 0x1fae8, 0x1faea, 0x1faef, 0x1faef, 0x1faf7, 0x1faf8,
+  0x1fbcb, 0x1fbef, 0x1fbfa, 0x1fbfa, 0x2b739, 0x2b73f, 0x2cea2, 0x2cead, 0x2ebf0, 0x2ee5d,
+  0x31350, 0x33479,
+];
+
+function newerThan14(cp: number): boolean {
+  let lo = 0;
+  let hi = NEWER_THAN_14.length / 2 - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (cp < NEWER_THAN_14[2 * mid]) hi = mid - 1;
+    else if (cp > NEWER_THAN_14[2 * mid + 1]) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+const REFUSED_CATEGORY = /[\p{Cc}\p{Cf}\p{Cs}\p{Cn}]/u;
+
+/** General category Cc, Cf, Cs or Cn in Unicode 14.0. */
+export function isRefusedCategory(cp: number): boolean {
+  return newerThan14(cp) || REFUSED_CATEGORY.test(String.fromCodePoint(cp));
+}
+
+// Where the round trip through upper case differs from CaseFolding.txt's C + F mappings:
+// dotless i folds to itself, and Cherokee folds to its capital letters (the older ones).
+function foldException(cp: number): string | null {
+  if (cp === 0x131) return "\u0131";
+  if (cp >= 0x13a0 && cp <= 0x13f5) return String.fromCodePoint(cp);
+  if (cp >= 0x13f8 && cp <= 0x13fd) return String.fromCodePoint(cp - 8);
+  if (cp >= 0xab70 && cp <= 0xabbf) return String.fromCodePoint(cp - 0xab70 + 0x13a0);
+  return null;
+}
+
+function foldCodePoint(c: string): string {
+  const special = foldException(c.codePointAt(0)!);
+  if (special !== null) return special;
+  // One code point at a time, so no context rule (final sigma) applies, until it is stable:
+  // U+1E9E goes to U+00DF and only then to "ss".
+  let f = c;
+  for (;;) {
+    const next = f.toUpperCase().toLowerCase();
+    if (next === f) return f;
+    f = next;
+  }
+}
+
+/** Full case folding without the Turkic mappings, as Python's str.casefold(). */
+export function casefold(s: string): string {
+  let out = "";
+  for (const c of s) {
+    const cp = c.codePointAt(0)!;
+    if (cp < 0x80) out += cp >= 0x41 && cp <= 0x5a ? String.fromCharCode(cp + 32) : c;
+    else out += foldCodePoint(c);
+  }
+  return out;
+}
