@@ -68,3 +68,9 @@ def test_the_named_command_is_registered_in_full():
     parser = build_parser(["trust", "reset", "--help"])
     args = parser.parse_args(["trust", "reset", "--policy", "p.toml", "--yes"])
     assert args.yes is True and callable(args.func)
+
+
+def test_python_dash_m_cleanroom_is_the_cli() -> None:
+    out = subprocess.run([sys.executable, "-m", "cleanroom", "--help"], capture_output=True, text=True,
+                         check=False, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("usage: cleanroom ")
