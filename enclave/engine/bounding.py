@@ -14,9 +14,12 @@ import numpy as np
 from enclave.engine.join import JOIN_KEY_BYTES, prf64
 from protocol.errors import InvalidInput
 
-__all__ = ["RandomBytes", "bound_contributions", "per_user_metric"]
+__all__ = ["RandomBytes", "RowTags", "bound_contributions", "per_user_metric"]
 
 RandomBytes = Callable[[int], bytes]
+# A row's person tag (the keyed join key), or a function giving all rows' tags: drawn only when
+# some person's rows must be chosen from, which the common case of small persons never needs.
+RowTags = np.ndarray | Callable[[], np.ndarray] | None
 
 
 def _random_order(groups: np.ndarray, rank: np.ndarray, n_groups: int, tags: np.ndarray,
@@ -71,8 +74,8 @@ def _keep_first(groups: np.ndarray, n_groups: int, limit: int, tags: np.ndarray,
     return keep
 
 
-def _tags(row_user: np.ndarray, row_tag: np.ndarray | None) -> np.ndarray:
-    tags = row_user if row_tag is None else row_tag
+def _tags(row_user: np.ndarray, row_tag: RowTags) -> np.ndarray:
+    tags = row_user if row_tag is None else row_tag() if callable(row_tag) else row_tag
     if tags.shape != row_user.shape:
         raise InvalidInput("one tag per row is required")
     return tags.astype(np.uint64, copy=False)
@@ -81,7 +84,7 @@ def _tags(row_user: np.ndarray, row_tag: np.ndarray | None) -> np.ndarray:
 def bound_contributions(
     row_user: np.ndarray, row_cohort: np.ndarray, n_users: int, *,
     max_cohorts_per_user: int, max_rows_per_user_per_cohort: int, random_bytes: RandomBytes,
-    n_cohorts: int | None = None, row_tag: np.ndarray | None = None,
+    n_cohorts: int | None = None, row_tag: RowTags = None,
 ) -> np.ndarray:
     """Keep-mask bounding each matched user to L0 cohorts and Linf rows per (user, cohort).
 
@@ -104,7 +107,11 @@ def bound_contributions(
     # depends only on its own rows and the randomness; the work saved depends on the data,
     # which the release deadline's padding hides.)
     per_user = np.bincount(row_user[rows], minlength=n_users)
-    small = per_user[row_user[rows]] <= (linf if n_c <= l0 else min(l0, linf))
+    threshold = linf if n_c <= l0 else min(l0, linf)
+    if len(per_user) == 0 or int(per_user.max()) <= threshold:  # every user is small
+        keep[rows] = True
+        return keep
+    small = per_user[row_user[rows]] <= threshold
     keep[rows[small]] = True
     rows = rows[~small]
     if len(rows) == 0:
@@ -126,7 +133,7 @@ def bound_contributions(
 def per_user_metric(
     row_user: np.ndarray, values: np.ndarray, n_users: int, *,
     lo: int, hi: int, max_rows_per_user: int, random_bytes: RandomBytes,
-    row_tag: np.ndarray | None = None,
+    row_tag: RowTags = None,
 ) -> np.ndarray:
     """Exact int64 metric total per matched user over at most Linf_m uniformly chosen rows.
 

@@ -83,7 +83,7 @@ def key_codes(policy: Policy, table: ColumnarTable, key: GroupKey,
     """One group key's code for the selected ``rows`` of ``table``, and how many codes it has."""
     if key.trunc is None:
         size = len(_dimension(policy, key.column).values)
-        return table.column(key.column.column)[rows].astype(np.int64), size
+        return table.column(key.column.column)[rows], size  # '<u2': group_codes widens it once
     first, count = bucket_range(_timestamp(policy, key.column), key.trunc)
     return _buckets(clamped_times(policy, table, key.column)[rows], key.trunc) - first, count
 

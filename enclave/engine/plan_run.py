@@ -31,7 +31,7 @@ from enclave.engine.aggregation import (
     per_cohort_total,
 )
 from enclave.engine.analyses import NoiseSource, Release, draw
-from enclave.engine.bounding import RandomBytes, bound_contributions
+from enclave.engine.bounding import RandomBytes, RowTags, bound_contributions
 from enclave.engine.cohorts import Selection, fixed_point_text
 from enclave.engine.columns import ColumnarTable
 from enclave.engine.join import match_users, unit_codes
@@ -108,7 +108,7 @@ def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
     return out, n_persons, match.n_matched
 
 
-def _per_person_rows(users: np.ndarray, n_persons: int, linf: int, tags: np.ndarray,
+def _per_person_rows(users: np.ndarray, n_persons: int, linf: int, tags: RowTags,
                      random_bytes: RandomBytes) -> np.ndarray:
     """Keep-mask of at most Linf uniformly chosen rows per person (one draw per dataset, so a
     count and a sum over the same dataset use the same rows and an AVG is consistent)."""
@@ -162,17 +162,17 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
     group = check.group_dataset
     users = cohorts = kept_cohorts = pair_user = pair_cohort = np.zeros(0, dtype=np.int64)
     keep = np.zeros(0, dtype=bool)
-    sel = np.zeros(0, dtype=bool)
+    sel = np.zeros(0, dtype=np.int64)
     if group is not None:
         person = row_person[group]
-        sel = person >= 0
+        sel = np.flatnonzero(person >= 0)  # one index serves every gather below
         cohorts, _ = group_codes([key_codes(policy, tables[group], key, sel) for key in plan.group_by])
         users = person[sel]
         keep = bound_contributions(users, cohorts, n_persons,
                                    max_cohorts_per_user=privacy.max_cohorts_per_user,
                                    max_rows_per_user_per_cohort=privacy.max_rows_per_user,
                                    random_bytes=random_bytes, n_cohorts=n,
-                                   row_tag=tables[group].join_keys(join_key)[sel])
+                                   row_tag=lambda: tables[group].join_keys(join_key)[sel])
         # One sort of the kept (person, cohort) pairs serves every count and sum below.
         kept_cohorts, pair_user, pair_cohort = cohort_pairs(users, cohorts, n, keep)
         if plan.left_join:  # the kept dataset's unmatched persons: the last cohort, nil keys
@@ -210,9 +210,10 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
         person = row_person[dataset]
         rows = np.flatnonzero(person >= 0)
         if dataset not in per_person_keep:
-            tags = tables[dataset].join_keys(join_key)[rows]
-            per_person_keep[dataset] = _per_person_rows(person[rows], n_persons, privacy.max_rows_per_user,
-                                                        tags, random_bytes)
+            table = tables[dataset]
+            per_person_keep[dataset] = _per_person_rows(
+                person[rows], n_persons, privacy.max_rows_per_user,
+                lambda: table.join_keys(join_key)[rows], random_bytes)  # noqa: B023 (called at once)
         kept = rows[per_person_keep[dataset]]
         value = np.zeros(n_persons, dtype=np.int64)
         if metric is None:
