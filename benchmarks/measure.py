@@ -1,4 +1,5 @@
-"""How the in-process benchmarks time and weigh a run: medians, sampled RSS growth, the machine."""
+"""How the benchmarks time and weigh a run: medians, resident memory (sampled, and the kernel's
+high-water mark), the machine and its load."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["cpu_model", "median_time", "peak_rss_growth"]
+__all__ = ["cpu_model", "loadavg", "median_time", "memory_status", "peak_rss_growth",
+           "reset_peak_rss"]
 
 
 def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any]:
@@ -63,3 +65,40 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def memory_status() -> dict[str, int]:
+    """VmPeak, VmHWM (peak resident), VmRSS of this process in bytes (empty off Linux).
+
+    The kernel's VmHWM includes every peak, however short: it is raised before any resident
+    page is given back. ``reset_peak_rss`` starts it again from the current resident size.
+    """
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                key = line.split(":", 1)[0]
+                if key in ("VmPeak", "VmHWM", "VmRSS"):
+                    out[key] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current resident size (Linux >= 4.0); False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def loadavg() -> str:
+    """``/proc/loadavg`` as the kernel prints it (1, 5, 15 min; runnable/total; last pid)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().strip()
+    except OSError:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -32,16 +32,21 @@ def print_http(h: dict[str, Any]) -> None:
           f"{h['fsync_probe_s']:.3f} s")
 
 
+def _mb(n: float | None) -> str:
+    return "n/a" if n is None else f"{n / 1e6:,.0f} MB"
+
+
 def print_human(r: dict[str, Any]) -> None:
     print(f"rows per party {r['rows_per_party']:,}  raw column bytes {r['raw_bytes'] / 1e6:.0f} MB"
           f"  matched users {r['n_matched_users']:,}  ({r['machine']['cpu']}, "
-          f"{r['machine']['cores']} cores, load {r['machine']['load_avg_at_start'][0]:.2f})")
+          f"{r['machine']['cores']} cores, load {r['machine']['loadavg_at_start']})")
     print(f"env: {r['process_env'] or 'untuned'}")
     hinted = "with" if all(v is not None for v in r["ingest_rows_hint"].values()) else "WITHOUT"
-    print(f"ingest  {r['ingest_s']:.3f} s  {r['ingest_GBps']:.2f} GB/s plaintext via Session "
-          f"upload_begin/chunk/commit, {hinted} rows_hint (first run "
-          f"{r['ingest_first_run_GBps']:.2f} GB/s: page faults of fresh tables); with frames "
-          f"{r['ingest_frames_GBps']:.2f} GB/s (+{r['ingest_frame_overhead_s']:.3f} s)")
+    frames = (f"; with frames {r['ingest_frames_GBps']:.2f} GB/s (+{r['ingest_frame_overhead_s']:.3f} s)"
+              if "ingest_frames_GBps" in r else "")
+    print(f"ingest  {r['ingest_s']:.3f} s  {r['ingest_GBps']:.2f} GB/s plaintext inside Session "
+          f"upload_begin/chunk/commit ({r['ingest_loop_GBps']:.2f} GB/s with the reads), {hinted} "
+          f"rows_hint (first run {r['ingest_first_run_GBps']:.2f} GB/s){frames}")
     if "ingest_hint" in r:
         without, with_ = r["ingest_hint"]["without_hint"], r["ingest_hint"]["with_hint"]
         print(f"        same uploads without / with rows_hint: {without['s']:.3f} / "
@@ -54,16 +59,22 @@ def print_human(r: dict[str, Any]) -> None:
           f"runs {', '.join(f'{t:.3f}' for t in r['core_runs'])})")
     print(f"core with binding bounds {r['core_bounded_s']:.3f} s; noise for "
           f"{r['noise_cells']} cells x 3: {r['noise_s']:.3f} s")
+    if r.get("plan_engine"):
+        print(f"plan engine, same query with the policy's bounds: {r['plan_engine']['s']:.3f} s")
     for name in ("duckdb", "polars"):
         b = r[name]
         if "skipped" in b:
             print(f"{name:7s} skipped: {b['skipped']}")
         else:
-            print(f"{name:7s} {b['s']:.3f} s  core_vs_{name} {r[f'core_vs_{name}']:.2f}")
-    if "peak_mem_vs_raw_bytes" in r:
-        print(f"peak memory {r['peak_mem_bytes'] / 1e6:.0f} MB = "
-              f"{r['peak_mem_vs_raw_bytes']:.2f} x raw ({r['peak_mem_method']}); with exactly "
-              f"sized tables {r['peak_mem_vs_raw_bytes_exact_tables']:.2f} x raw")
+            print(f"{name:7s} {b['s']:.3f} s  core_vs_{name} {r[f'core_vs_{name}']:.2f}  (load "
+                  f"{b['load_s']:.1f} s; process peak RSS {_mb(b.get('peak_rss_bytes'))})")
+    if r.get("peak_mem_vs_raw_bytes") is not None:
+        m = r["memory"]
+        print(f"enclave process peak RSS {_mb(r['peak_mem_bytes'])} = "
+              f"{r['peak_mem_vs_raw_bytes']:.2f} x raw (tables {_mb(m['table_bytes'])}, cached "
+              f"join keys {_mb(m['join_key_cache_bytes'])}, runtime at start "
+              f"{_mb(m['at_start'].get('VmRSS'))}); the memory model reserves "
+              f"{_mb(m['model_bytes'])} ({r['peak_mem_vs_model']:.2f} of it used)")
     print(f"identical aggregates: {r['identical_aggregates']}")
     client = r.get("client")
     if client:

@@ -1,11 +1,12 @@
 """CI smoke benchmark: ``python -m benchmarks.smoke [--no-http]``.
 
-Runs ``benchmarks.run.benchmark`` on a small N (baselines when importable, else an independent
-NumPy reference; ingest through the real enclave ``Session``) plus, unless ``--no-http``, the
-full HTTP path on a tiny N (a real host subprocess). It exits 1 only when the aggregates are
+Runs ``benchmarks.run.benchmark`` on a small N (its processes: upload files, the enclave's
+share, baselines when importable, else an independent NumPy reference; ingest through the real
+enclave ``Session``) plus, unless ``--no-http``, the full HTTP path on a tiny N (a real host
+subprocess). It exits 1 only when the aggregates are
 wrong, a path fails, or a figure is GROSSLY off: more than ``FACTOR`` times worse than a
 generous absolute budget. It is not a timed unit test: shared CI machines are noisy, so only
-order-of-magnitude regressions should fail it. About 5 s in all on a 2-core machine.
+order-of-magnitude regressions should fail it. About 10 s in all on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the tiny full-HTTP-path run (it starts a host subprocess)")
     args = parser.parse_args(argv)
     try:
-        report = benchmark(ROWS, repeat=3, memory=False, hint_compare=False,
+        report = benchmark(ROWS, repeat=3, memory=False, hint_compare=False, client_rows=0,
                            http_rows=0 if args.no_http else HTTP_ROWS)
     except AssertionError as err:
         print(f"smoke FAILED: {err}")

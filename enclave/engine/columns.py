@@ -65,7 +65,9 @@ class ColumnarTable:
         done = self._keyed[1] if self._keyed is not None and self._keyed[0] == key else \
             np.zeros(0, np.uint64)
         if len(done) < self._rows:
-            done = np.concatenate([done, join_keys(self.ids[len(done):], key)])
+            fresh = join_keys(self.ids[len(done):], key)
+            # No copy when nothing was cached: the keys are 8 bytes per row of a large table.
+            done = np.concatenate([done, fresh]) if len(done) else fresh
             self._keyed = (key, done)
         return done
 

@@ -20,6 +20,7 @@ JOIN_KEY_BYTES = 32  # the enclave's per-collaboration AES-256 join key (enclave
 
 _MAX_INDEX_BITS = 40  # row-index bits in a packed join key; leaves >= 24 prefix bits
 _CHUNK = 1 << 20  # elements per step when filling big buffers: keeps temporaries cache-sized
+_RUN_CHUNK = 1 << 18  # left rows per step of _common_runs, which holds ~8 temporaries per row
 
 
 @dataclass(frozen=True)
@@ -89,102 +90,146 @@ def prf64(key: bytes, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return _aes(key, np.column_stack((hi, lo)).astype(np.uint64, copy=False))[:, 0]
 
 
-def _pack_sorted(left: np.ndarray, right: np.ndarray, shift: int) -> np.ndarray:
-    """Sorted uint64 [top (64-shift) bits of the keyed join key | row index], right rows after left.
-
-    Left indices are all below right ones, so inside a run of equal prefixes the left rows come
-    first: a run holds both sides exactly when its first row is left and its last row is right.
-    Each side is sorted on its own core (NumPy releases the GIL; values, not argsort), then one
-    stable sort merges the two sorted runs in linear time (timsort finds the runs).
-    """
-    n_left = len(left)
-    packed = np.empty(n_left + len(right), dtype=np.uint64)
+def _sorted_side(keys: np.ndarray, shift: int) -> np.ndarray:
+    """Sorted uint64 [top (64-shift) bits of each keyed join key | its row index] of one side."""
     high = np.uint64((2**64 - 1) ^ ((1 << shift) - 1))
-    for side, base in ((left, 0), (right, n_left)):
-        for start in range(0, len(side), _CHUNK):
-            stop = min(start + _CHUNK, len(side))
-            out = packed[base + start : base + stop]
-            np.bitwise_and(side[start:stop], high, out=out)
-            out |= np.arange(base + start, base + stop, dtype=np.uint64)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(np.ndarray.sort, (packed[:n_left], packed[n_left:])))
-    packed.sort(kind="stable")
-    return packed
+    out = np.empty(len(keys), dtype=np.uint64)
+    for start in range(0, len(keys), _CHUNK):
+        stop = min(start + _CHUNK, len(keys))
+        chunk = out[start:stop]
+        np.bitwise_and(keys[start:stop], high, out=chunk)
+        chunk |= np.arange(start, stop, dtype=np.uint64)
+    out.sort()  # in place: no buffer (a stable sort would need one; the values are distinct)
+    return out
 
 
-def _candidate_runs(packed: np.ndarray, shift: int,
-                    n_left: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start, split, end) of each run of equal prefixes that holds rows of both sides.
+def _common_runs(left: np.ndarray, right: np.ndarray, shift: int,
+                 count_dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(left start, left count, right start, right count) of every prefix held by both sides.
 
-    Rows [start, split) of ``packed`` are the run's left rows and [split, end) its right rows.
+    ``left`` and ``right`` are ``_sorted_side`` outputs; a prefix's rows are one contiguous run
+    in each. Runs come in prefix order, the order one merged sort of both sides would give. The
+    two sides are never merged: the left side is walked chunk by chunk, and each of its prefixes
+    is looked up, by binary search, in the slice of the right side its chunk spans, so the work
+    memory is a chunk's plus the runs held by both sides (a minority of the rows).
     """
-    n = len(packed)
+    sh, low = np.uint64(shift), np.uint64((1 << shift) - 1)
+    parts: list[tuple[np.ndarray, ...]] = []
+    for start in range(0, len(left), _RUN_CHUNK):
+        stop = min(start + _RUN_CHUNK, len(left))
+        prefix = left[start:stop] >> sh
+        new = np.empty(len(prefix), dtype=bool)
+        new[0] = start == 0 or (left[start - 1] >> sh) != prefix[0]
+        np.not_equal(prefix[1:], prefix[:-1], out=new[1:])
+        at = np.flatnonzero(new)  # a run starts here (its prefix's first left row)
+        if len(at) == 0:  # the chunk continues a run that started before it
+            continue
+        first = prefix[at] << sh  # the smallest packed value with that prefix
+        del prefix, new
+        last = first | low
+        # The right rows that can share a prefix with this chunk's runs are one slice of about
+        # a chunk's size (the keys are uniform): searching it instead of the whole side keeps
+        # the binary searches in cache.
+        r_lo = int(np.searchsorted(right, first[0], side="left"))
+        window = right[r_lo : int(np.searchsorted(right, last[-1], side="right"))]
+        r_start = np.searchsorted(window, first, side="left")
+        r_stop = np.searchsorted(window, last, side="right")
+        hit = r_stop > r_start
+        if not hit.any():
+            continue
+        l_stop = np.empty(len(at), dtype=np.int64)  # each run ends where the next one starts
+        l_stop[:-1] = at[1:] + start
+        l_stop[-1] = np.searchsorted(left, last[-1], side="right")  # the last may go on
+        l_start = at[hit] + start
+        parts.append((l_start, l_stop[hit] - l_start, r_start[hit] + r_lo, (r_stop - r_start)[hit]))
+    columns: list[list[np.ndarray]] = [list(c) for c in zip(*parts, strict=True)] or [[], [], [], []]
+    del parts
+    out = []
+    dtypes = (np.dtype(np.int64), count_dtype, np.dtype(np.int64), count_dtype)
+    for dtype, pieces in zip(dtypes, columns, strict=True):
+        out.append(np.concatenate(pieces).astype(dtype, copy=False) if pieces
+                   else np.zeros(0, dtype=dtype))
+        pieces.clear()  # one column's pieces and its whole at a time, never all of them twice
+    return out[0], out[1], out[2], out[3]
+
+
+def _blocks(counts: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Consecutive runs cut into blocks of about ``_CHUNK`` rows: (first run, end run, first
+    row, end row) each; a run larger than that is a block of its own."""
+    ends = np.cumsum(counts)
+    out, run = [], 0
+    while run < len(counts):
+        row = int(ends[run] - counts[run])
+        stop = max(run + 1, int(np.searchsorted(ends, row + _CHUNK, side="right")))
+        out.append((run, stop, row, int(ends[stop - 1])))
+        run = stop
+    return out
+
+
+def _run_of_rows(counts: np.ndarray) -> np.ndarray:
+    """0-based run number of each row of consecutive runs of ``counts`` rows."""
+    return np.repeat(np.arange(len(counts)), counts)
+
+
+def _gather_rows(side: np.ndarray, starts: np.ndarray, counts: np.ndarray, shift: int,
+                 blocks: list[tuple[int, int, int, int]], dtype: np.dtype) -> np.ndarray:
+    """Row index of every row of the runs, in run order: the low bits of ``side``'s values."""
+    out = np.empty(int(counts.sum()), dtype=dtype)
     low = np.uint64((1 << shift) - 1)
-    new = np.empty(n + 1, dtype=bool)  # new[i]: row i starts a run; new[n] closes the last one
-    new[0] = new[n] = True
-    tmp = np.empty(min(n, _CHUNK), dtype=np.uint64)
-    for start in range(1, n, _CHUNK):
-        stop = min(start + _CHUNK, n)
-        t = tmp[: stop - start]
-        np.bitwise_xor(packed[start:stop], packed[start - 1 : stop - 1], out=t)
-        np.greater(t, low, out=new[start:stop])  # prefixes differ
-    bounds = np.flatnonzero(new)
-    del new, tmp
-    edge = np.take(packed, bounds[:-1])
-    edge &= low
-    both = edge < n_left  # a run's first row is left ...
-    bounds -= 1  # in place (no temporary): bounds[1:] is now each run's last row
-    np.take(packed, bounds[1:], out=edge)
-    edge &= low
-    both &= edge >= n_left  # ... and its last row is right
-    del edge
-    bounds += 1
-    starts, ends = bounds[:-1][both], bounds[1:][both]
-    del bounds, both
-    # the first right row of a run is the first value >= [its prefix | n_left]
-    first_right = np.take(packed, starts)
-    first_right &= ~low
-    first_right |= np.uint64(n_left)
-    splits = np.searchsorted(packed, first_right)
-    return starts, splits, ends
+    for r0, r1, o0, o1 in blocks:
+        if r1 == r0 + 1:  # one run: its rows are one slice
+            src = int(starts[r0])
+            out[o0:o1] = side[src : src + o1 - o0] & low
+            continue
+        at = np.arange(o0, o1)  # positions in ``side``: row slot + (run start - run slot)
+        at += np.repeat(starts[r0:r1] - (np.cumsum(counts[r0:r1]) - counts[r0:r1] + o0),
+                        counts[r0:r1])
+        values = np.take(side, at)
+        values &= low
+        out[o0:o1] = values
+    return out
 
 
-def _rows_of_runs(packed: np.ndarray, starts: np.ndarray, stops: np.ndarray, shift: int,
-                  base: int) -> tuple[np.ndarray, np.ndarray]:
-    """Table row (packed index - base) and run number of every row in [starts, stops)."""
-    counts = stops - starts
-    run = np.repeat(np.arange(len(starts)), counts)
-    first = np.cumsum(counts) - counts  # first output slot of each run
-    rows = np.arange(len(run), dtype=np.int64)
-    rows += (starts - first)[run]  # now positions in ``packed``
-    np.take(packed, rows, out=rows.view(np.uint64))
-    rows &= (1 << shift) - 1
-    rows -= base
-    return rows, run
+def _mark_bad(lanes: np.ndarray, rows: np.ndarray, counts: np.ndarray, heads: np.ndarray,
+              blocks: list[tuple[int, int, int, int]], bad: np.ndarray) -> None:
+    """bad[run] = True for every run with a row whose 32 bytes differ from its run's head."""
+    step = max(1, _CHUNK // 4)  # rows of 32 bytes: keeps the gathered copies near a uint64 chunk's size
+    for r0, r1, o0, o1 in blocks:
+        run = _run_of_rows(counts[r0:r1])
+        run += r0
+        for s in range(0, o1 - o0, step):
+            got = np.take(lanes, rows[o0 + s : min(o0 + s + step, o1)], axis=0)
+            runs = run[s : s + len(got)]
+            want = np.take(heads, runs, axis=0)
+            bad[runs[~(got == want).all(axis=1)]] = True
 
 
-def _equal_to_heads(side: np.ndarray, rows: np.ndarray, run: np.ndarray,
-                    heads: np.ndarray) -> np.ndarray:
-    """side[rows[i]] == heads[run[i]] on all 32 bytes, computed in memory-bounded chunks."""
-    ok = np.empty(len(rows), dtype=bool)
-    for start in range(0, len(rows), _CHUNK):
-        stop = start + _CHUNK
-        got = np.take(side, rows[start:stop], axis=0)
-        want = np.take(heads, run[start:stop], axis=0)
-        np.all(got == want, axis=1, out=ok[start:stop])
-    return ok
+def _fill(out: np.ndarray, rows: np.ndarray, counts: np.ndarray, code: np.ndarray,
+          blocks: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """out[row] = code[its run] for every row of the runs; returns the rows of bad runs."""
+    bad_rows = []
+    for r0, r1, o0, o1 in blocks:
+        run_code = code[r0:r1][_run_of_rows(counts[r0:r1])]
+        out[rows[o0:o1]] = run_code
+        bad_rows.append(rows[o0:o1][run_code < 0])
+    return np.concatenate(bad_rows) if bad_rows else rows[:0]
 
 
 def match_users(left_ids: np.ndarray, right_ids: np.ndarray, left_keys: np.ndarray,
                 right_keys: np.ndarray) -> UserMatch:
     """Match users of two parties on their 32-byte id digests (many rows per user allowed).
 
-    ``*_keys`` are the ids' keyed join keys (``join_keys``, under the enclave's secret). One
-    value sort of packed 64-bit keys groups rows by keyed prefix; each run holding both sides
-    is confirmed on all 32 bytes against its first row, so a prefix collision can never merge
-    two people. Runs that fail confirmation (two ids share a keyed prefix: chance only, since a
-    party cannot predict the PRF) are regrouped exactly by ``_fallback``. Matched users get
-    dense codes in [0, n_matched).
+    ``*_keys`` are the ids' keyed join keys (``join_keys``, under the enclave's secret). Each
+    side's packed 64-bit keys are value-sorted (one core each); rows are grouped by keyed
+    prefix, and each prefix held by both sides is confirmed on all 32 bytes against its first
+    left row, so a prefix collision can never merge two people. Runs that fail confirmation
+    (two ids share a keyed prefix: chance only, since a party cannot predict the PRF) are
+    regrouped exactly by ``_fallback``. Matched users get dense codes in [0, n_matched), in the
+    order of their keyed prefixes.
+
+    Memory (docs/scale-out.md): the two sorted key arrays (8 bytes per row), then the row
+    indices of the matched rows (4 bytes each below 2^31 rows), then the two outputs (8 bytes
+    per row); every other temporary is one chunk's or a few bytes per matched user.
     """
     left, right = _lanes(left_ids), _lanes(right_ids)
     n_left, n_right = len(left), len(right)
@@ -196,26 +241,33 @@ def match_users(left_ids: np.ndarray, right_ids: np.ndarray, left_keys: np.ndarr
     shift = max(1, (n_left + n_right - 1).bit_length())
     if shift > _MAX_INDEX_BITS:
         raise InvalidInput("too many rows to join")
-    packed = _pack_sorted(left_keys, right_keys, shift)
-    starts, splits, ends = _candidate_runs(packed, shift, n_left)
-    li, lrun = _rows_of_runs(packed, starts, splits, shift, 0)
-    ri, rrun = _rows_of_runs(packed, splits, ends, shift, n_left)
-    del packed  # free the sort buffer before the outputs take its place
-    lcounts = splits - starts
-    heads = np.take(left, li[np.cumsum(lcounts) - lcounts], axis=0)  # each run's first row
-    del starts, splits, ends, lcounts
-    bad = np.zeros(len(heads), dtype=bool)
-    bad[lrun[~_equal_to_heads(left, li, lrun, heads)]] = True
-    bad[rrun[~_equal_to_heads(right, ri, rrun, heads)]] = True
+    with ThreadPoolExecutor(max_workers=2) as pool:  # NumPy releases the GIL while sorting
+        left_sorted, right_sorted = pool.map(_sorted_side, (left_keys, right_keys), (shift, shift))
+    # Row indices and run lengths in 4 bytes when they fit: they live through the whole match.
+    small = np.dtype(np.int32) if max(n_left, n_right) < 2**31 else np.dtype(np.int64)
+    l_start, l_count, r_start, r_count = _common_runs(left_sorted, right_sorted, shift, small)
+    l_blocks, r_blocks = _blocks(l_count), _blocks(r_count)
+    # The smaller side's rows first, then each sorted array is freed as soon as it is read.
+    ri = _gather_rows(right_sorted, r_start, r_count, shift, r_blocks, small)
+    del right_sorted, r_start
+    li = _gather_rows(left_sorted, l_start, l_count, shift, l_blocks, small)
+    del left_sorted
+    heads = np.take(left, li[np.cumsum(l_count) - l_count], axis=0)  # each run's first left row
+    del l_start
+    bad = np.zeros(len(l_count), dtype=bool)
+    _mark_bad(left, li, l_count, heads, l_blocks, bad)
+    _mark_bad(right, ri, r_count, heads, r_blocks, bad)
+    del heads
     code = np.cumsum(~bad) - 1
     code[bad] = -1
     n_clean = len(bad) - int(np.count_nonzero(bad))
     left_user = np.full(n_left, -1, np.int64)
+    li_bad = _fill(left_user, li, l_count, code, l_blocks)
+    del li
     right_user = np.full(n_right, -1, np.int64)
-    left_user[li] = code[lrun]
-    right_user[ri] = code[rrun]
-    n_extra = _fallback(left, right, li[bad[lrun]], ri[bad[rrun]], left_user, right_user,
-                        n_clean)
+    ri_bad = _fill(right_user, ri, r_count, code, r_blocks)
+    del ri
+    n_extra = _fallback(left, right, li_bad, ri_bad, left_user, right_user, n_clean)
     return UserMatch(left_user, right_user, n_clean + n_extra)
 
 
@@ -251,9 +303,20 @@ def unit_codes(ids: np.ndarray) -> tuple[np.ndarray, int]:
     if n == 0:
         return np.zeros(0, dtype=np.int64), 0
     order = np.lexsort(lanes.T[::-1])  # lane 0 most significant; any total order would do
-    ordered = lanes[order]
-    new = np.ones(n, dtype=bool)
-    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    # Consecutive rows in that order are compared a chunk at a time: the ordered copy of the
+    # ids (32 bytes per row) is never made whole.
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    step = max(1, _CHUNK // 4)
+    for start in range(1, n, step):
+        stop = min(start + step, n)
+        here = np.take(lanes, order[start:stop], axis=0)
+        before = np.take(lanes, order[start - 1 : stop - 1], axis=0)
+        np.any(here != before, axis=1, out=new[start:stop])
+    ranks = np.cumsum(new, dtype=np.int64)
+    n_units = int(ranks[-1])
+    del new
+    ranks -= 1
     codes = np.empty(n, dtype=np.int64)
-    codes[order] = np.cumsum(new) - 1
-    return codes, int(np.count_nonzero(new))
+    codes[order] = ranks
+    return codes, n_units
