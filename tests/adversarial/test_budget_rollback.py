@@ -47,7 +47,7 @@ OVERLAP = ("overlap", {"group_by": []})  # 0.2 per query
 def _variant(parties: dict[str, PartyKeys], *, budget: str = "1.0", privacy_extra: str = "",
              activation_extra: str = "") -> bytes:
     text = EXAMPLE_POLICY.read_text()
-    text = text.replace("max_rows = 4_000_000", "max_rows = 20_000")  # queries pad to max_rows
+    text = text.replace("max_rows = 3_000_000", "max_rows = 20_000")  # queries pad to max_rows
     text = text.replace('impressions = "6.0"\nconversions = "6.0"',
                         f'impressions = "{budget}"\nconversions = "{budget}"')
     text = text.replace('refresh = "none"', 'refresh = "none"\n' + privacy_extra, 1)

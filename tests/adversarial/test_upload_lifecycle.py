@@ -68,7 +68,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory, parties: dict[str, PartyKey
 
 def _capped_policy(parties: dict[str, PartyKeys], cap: int) -> bytes:
     return bind_policy(parties, EXAMPLE_POLICY.read_text().replace(
-        "max_rows = 4_000_000 ", f"max_rows = 4_000_000\nmax_uploads = {cap} ", 1))
+        "max_rows = 3_000_000 ", f"max_rows = 3_000_000\nmax_uploads = {cap} ", 1))
 
 
 def _listed(enclave: EnclaveHarness) -> list[dict[str, Any]]:

@@ -150,7 +150,7 @@ def test_ragged_row(tmp_path, policy):
 def test_max_rows_is_enforced_early(tmp_path, policy_bytes):
     from protocol.policy import parse_policy
 
-    small = parse_policy(policy_bytes.replace(b"max_rows = 4_000_000", b"max_rows = 2"))
+    small = parse_policy(policy_bytes.replace(b"max_rows = 3_000_000", b"max_rows = 2"))
     with pytest.raises(InvalidInput, match="at most 2 rows"):
         read_all(write(tmp_path, "email,value\na@x.org,1\nb@x.org,1\nc@x.org,1\n"),
                  small.dataset("conversions"))

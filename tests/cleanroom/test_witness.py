@@ -27,7 +27,7 @@ OVERLAP = ("overlap", {"group_by": []})  # 0.2 of a budget of 1.0
 
 @pytest.fixture
 def policy_raw(parties: dict[str, PartyKeys]) -> bytes:
-    text = EXAMPLE_POLICY.read_text().replace("max_rows = 4_000_000", "max_rows = 5_000")
+    text = EXAMPLE_POLICY.read_text().replace("max_rows = 3_000_000", "max_rows = 5_000")
     text = text.replace('impressions = "6.0"\nconversions = "6.0"',
                         'impressions = "1.0"\nconversions = "1.0"')
     return bind_policy(parties, text.replace('refresh = "none"', 'refresh = "none"\nwitness = "owners"', 1))

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def test_the_witness_command_co_signs_and_the_query_runs(tmp_path: Path, parties: dict[str, PartyKeys],
                                                          capsys: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("CLEANROOM_HOME", str(tmp_path / "home"))
-    text = EXAMPLE_POLICY.read_text().replace("max_rows = 4_000_000", "max_rows = 20_000")
+    text = EXAMPLE_POLICY.read_text().replace("max_rows = 3_000_000", "max_rows = 20_000")
     raw = bind_policy(parties, text.replace('refresh = "none"', 'refresh = "none"\nwitness = "owners"', 1))
     policy = parse_policy(raw)
     marked = MarkedData(tmp_path)

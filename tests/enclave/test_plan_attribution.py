@@ -180,7 +180,7 @@ def test_a_window_whose_keys_could_overflow_is_refused_before_any_charge(parties
 
     text = _policy(parties).decode().replace('min = "2026-09-01"', 'min = "1900-01-01"')
     text = text.replace('max = "2026-12-31T23:59:59Z"', 'max = "2400-01-01"')
-    text = text.replace("max_rows = 4_000_000", "max_rows = 2_000_000_000")
+    text = text.replace("max_rows = 3_000_000", "max_rows = 2_000_000_000")
     plan = parse_plan({"v": 1, "datasets": ["impressions", "conversions"], "where": [],
                        "group_by": ["impressions.campaign"],
                        "window": {"from": "impressions.ts", "to": "conversions.ts", "max_days": 7,

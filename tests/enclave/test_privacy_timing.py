@@ -54,8 +54,8 @@ def test_release_waits_for_the_deadline_or_its_next_doubling(work: float, releas
     assert padded == released_at and clock.now == pytest.approx(released_at)
 
 
-# The example policy declares max_rows = 4,000,000 for each joined dataset.
-DECLARED_ROWS = 8_000_000
+# The example policy declares max_rows = 3,000,000 for each joined dataset.
+DECLARED_ROWS = 6_000_000
 
 
 def _run(plan, policy, tables, clock) -> None:
@@ -104,7 +104,7 @@ def test_the_deadline_is_the_same_for_any_row_count_below_max_rows(n: int) -> No
 
 def test_the_deadline_follows_the_declared_max_rows() -> None:
     text = EXAMPLE_POLICY.read_bytes()
-    small = parse_policy(text.replace(b"max_rows = 4_000_000", b"max_rows = 1_000"))
+    small = parse_policy(text.replace(b"max_rows = 3_000_000", b"max_rows = 1_000"))
     tables, plan = _tables_and_plan(small, {"group_by": ["impressions.campaign"],
                                             "metric": "conversions.value"})
     clock = FakeClock()
