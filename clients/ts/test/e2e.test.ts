@@ -107,7 +107,11 @@ test("e2e: a Python party and a TypeScript party in one collaboration on a real 
   assert.deepEqual(plan.columns, ["campaign", "buyers", "revenue"]);
   assert.deepEqual(plan.params.plan.where[0].values, ["north", "south"]);
   assert.equal(plan.params.sql, sql);
-  assert.deepEqual(plan.rows.map((r: unknown[]) => r[0]), ["spring_sale", "summer_run"]);
+  // The two campaigns the data has (hundreds of buyers each) are always released; an empty
+  // campaign's noise alone passes the 50-person gate a few percent of the time, so others may show.
+  const released = plan.rows.map((r: unknown[]) => r[0]);
+  assert.ok(released.includes("spring_sale") && released.includes("summer_run"), JSON.stringify(released));
+  for (const row of plan.rows) if (row[0] !== "spring_sale" && row[0] !== "summer_run") assert.ok(row[1] < 150, JSON.stringify(row));
   const template = ok(ts(["query", ...tsParty, "campaign_attribution", "--param", "by=impressions.campaign", "--json"]));
   assert.deepEqual(template.columns, ["campaign", "converters", "conversions", "value_sum"]);
   assert.equal(template.rows[template.rows.length - 1][0], null, "the LEFT JOIN's unexposed converters come last");
