@@ -42,11 +42,14 @@ def _timestamp(policy: Policy, ref: ColumnRef) -> Timestamp:
     return column
 
 
-def clamped_times(policy: Policy, table: ColumnarTable, ref: ColumnRef) -> np.ndarray:
-    """The timestamp column as int64 Unix seconds, clamped to its declared range."""
+def clamped_times(policy: Policy, table: ColumnarTable, ref: ColumnRef,
+                  rows: np.ndarray | None = None) -> np.ndarray:
+    """The timestamp column (its ``rows`` only, if given) as int64 Unix seconds, clamped to its
+    declared range."""
     column = _timestamp(policy, ref)
-    out: np.ndarray = np.clip(table.column(ref.column), column.min, column.max).astype(np.int64, copy=False)
-    return out
+    values = table.column(ref.column) if rows is None else table.column(ref.column)[rows]
+    out: np.ndarray = np.clip(values, column.min, column.max, out=None if rows is None else values)
+    return out.astype(np.int64, copy=False)
 
 
 def _buckets(seconds: np.ndarray, trunc: str) -> np.ndarray:
@@ -85,7 +88,7 @@ def key_codes(policy: Policy, table: ColumnarTable, key: GroupKey,
         size = len(_dimension(policy, key.column).values)
         return table.column(key.column.column)[rows], size  # '<u2': group_codes widens it once
     first, count = bucket_range(_timestamp(policy, key.column), key.trunc)
-    return _buckets(clamped_times(policy, table, key.column)[rows], key.trunc) - first, count
+    return _buckets(clamped_times(policy, table, key.column, rows), key.trunc) - first, count
 
 
 def group_codes(columns: Sequence[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
