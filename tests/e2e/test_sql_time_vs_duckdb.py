@@ -35,9 +35,10 @@ from attestation.verifier.verify import VerifierPolicy
 from cleanroom.sql import compile_query
 from protocol.policy import parse_policy
 from tests.conftest import EXAMPLE_POLICY, bind_policy
-from tests.e2e.test_sql_vs_duckdb import CAMPAIGNS, FAR, REGIONS, Z_MAX, _sigma
+from tests.e2e.test_sql_vs_duckdb import FAR, Z_MAX, _sigma
 from tests.support.deployment import HostDeployment
 from tests.support.sql_policy import ARMS, CHANNELS, e2e_policy_text, sql_time_policy_text
+from tests.support.sql_queries import CAMPAIGNS, REGIONS
 
 pytestmark = pytest.mark.slow
 SEED = 20261101

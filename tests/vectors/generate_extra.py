@@ -1,8 +1,9 @@
 """The generator's part for the files written with the wire specification (docs/wire.md).
 
-``generate.build`` calls ``build_extra`` after the session of the other files. The recipes and
-the checks are in ``checks_extra``; what only a generator does (run the host's attestation
-service, keep a stored bundle while it still verifies) is here.
+``generate.build`` calls ``build_extra`` after the session of the other files: it writes
+``msgpack.json`` and ``attestation.json``. The recipes and the checks are in ``checks_msgpack``
+and ``checks_attestation``; what only a generator does (run the host's attestation service, keep
+a stored bundle while it still verifies) is here.
 
 The simulated quote is signed with ECDSA by a simulation PKI that is created fresh, so, like an
 HPKE ciphertext, a bundle cannot be reproduced: a stored bundle is kept while it still verifies
@@ -18,15 +19,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from protocol.wire import canonical_packb, unpack_document
-from tests.vectors.checks_extra import KEY_ORDER_IN as _KEY_ORDER_IN
-from tests.vectors.checks_extra import (
-    accepted_documents,
-    attestation_refusals,
-    b64,
-    msgpack_values,
-    rejected_documents,
-    verify_bundle,
-)
+from tests.vectors.checks_attestation import attestation_refusals, verify_bundle
+from tests.vectors.checks_http import b64
+from tests.vectors.checks_msgpack import KEY_ORDER_IN as _KEY_ORDER_IN
+from tests.vectors.checks_msgpack import accepted_documents, msgpack_values, rejected_documents
 from tests.vectors.loader import h, to_json
 
 __all__ = ["build_extra"]
