@@ -101,6 +101,10 @@ def plan_statistics(policy: Policy, plan: Plan, rules: dict[str, DatasetRules], 
             raise _deny(clause, "not a metric of a joined dataset")
         if aggregate.fn not in rules[ref.dataset].metrics.get(ref.column, ()):
             raise _deny(clause, f"the owner's rule does not allow {aggregate.fn.upper()} of it")
+        if aggregate.fn == "avg" and plan.left_join and plan.group_by and ref.dataset != plan.datasets[0]:
+            # the nil row has no rows of that dataset: its average would be noise over noise
+            raise _deny(clause, f"with LEFT JOIN the (none) row has no {ref.dataset} rows; "
+                                "select SUM and COUNT instead")
         clamp = max(abs(metric.min), abs(metric.max))
         out.setdefault(f"sum:{ref}", Statistic(f"sum:{ref}", n_cohorts, k, linf * clamp))
         if aggregate.fn == "avg":

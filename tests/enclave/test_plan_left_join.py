@@ -97,3 +97,21 @@ def test_a_join_other_than_left_is_malformed(enclave: EnclaveHarness, parties) -
     with pytest.raises(ProtocolError, match="plan join"):
         _run(enclave, parties["advertiser"],
              _plan([], [("count_distinct", "person", "x")]) | {"join": "inner"})
+
+
+def test_an_average_of_the_optional_side_is_refused_in_a_grouped_left_join() -> None:
+    """The nil row has no rows of the optional dataset, so its AVG would be noise divided by
+    noise; SUM and COUNT (noise around an exact zero) stay allowed."""
+    from protocol.policy import parse_policy
+    from protocol.query_plan import check_plan, parse_plan
+    from tests.conftest import EXAMPLE_POLICY
+
+    policy = parse_policy(EXAMPLE_POLICY.with_name("advertiser-publisher-events.toml").read_bytes())
+    plan = {"v": 1, "datasets": ["impressions", "conversions"], "join": "left", "where": [],
+            "group_by": [{"column": "conversions.ts", "trunc": "week", "as": "week"}],
+            "select": [{"fn": "count_distinct", "arg": "person", "as": "persons"},
+                       {"fn": "sum", "arg": "conversions.value", "as": "revenue"}]}
+    check_plan(policy, parse_plan(plan), "advertiser")  # SUM is fine
+    plan["select"].append({"fn": "avg", "arg": "conversions.value", "as": "order_value"})
+    with pytest.raises(PolicyViolation, match="select SUM and COUNT instead"):
+        check_plan(policy, parse_plan(plan), "advertiser")
