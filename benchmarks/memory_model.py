@@ -42,7 +42,7 @@ KEY_CACHE = 8  # ColumnarTable.join_keys keeps one uint64 keyed join key per row
 # row matched: measured up to 107 bytes (a SQL COUNT(DISTINCT i.person): bounding every
 # impression row to one per person and cohort); docs/scale-out.md has the table. Kept close to
 # the measurement on purpose: the test re-measures it, so a query that needs more fails there.
-QUERY_PER_ROW = 112
+QUERY_PER_ROW = 118
 QUERY_FIXED = 96 * MiB  # chunk-sized temporaries (1M-element steps), independent of the rows
 RUNTIME = 224 * MiB  # VmPeak after the enclave's imports (160 MiB) + one more malloc arena (64)
 GRAMINE = 128 * MiB  # LibOS/PAL heap, 8 x 2 MiB stacks, manifest and trusted-file table (estimate)

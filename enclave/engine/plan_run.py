@@ -141,14 +141,14 @@ def _dataset_persons(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable
     most L0 cohorts: the exposed persons of a lift."""
     table, mask = tables[name], row_masks(plan, policy, tables)[name]
     rows = np.ones(table.rows, dtype=bool) if mask is None else mask
-    units, n_units = unit_codes(table.ids[rows])
+    units, n_units = unit_codes(table.ids if mask is None else table.ids[mask])  # no copy unfiltered
     if not plan.group_by:
         return np.array([n_units], dtype=np.int64)
     cohorts, _ = group_codes([key_codes(policy, table, key, rows) for key in plan.group_by])
     keep = bound_contributions(units, cohorts, n_units,
                                max_cohorts_per_user=policy.privacy.max_cohorts_per_user,
                                max_rows_per_user_per_cohort=1, random_bytes=random_bytes, n_cohorts=n,
-                               row_tag=table.join_keys(join_key)[rows])
+                               row_tag=lambda: table.join_keys(join_key)[rows])
     return aggregate(units, cohorts, n, None, keep).users
 
 
