@@ -66,12 +66,18 @@ class Block:
     problems: list[Problem] = field(default_factory=list)
 
 
-def as_text(array: pa.Array) -> pa.Array:
-    """A column as Arrow strings as the scalar path saw it: ``str(value)``, missing as null."""
+def _plain(array: pa.Array) -> pa.Array:
+    """Dictionary-encoded, large and view strings as plain ``string``; other types unchanged."""
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if pa.types.is_large_string(array.type) or pa.types.is_string_view(array.type):
         array = array.cast(pa.string())
+    return array
+
+
+def as_text(array: pa.Array) -> pa.Array:
+    """A column as Arrow strings as the scalar path saw it: ``str(value)``, missing as null."""
+    array = _plain(array)
     if pa.types.is_string(array.type):
         return array
     if pa.types.is_integer(array.type):
@@ -282,10 +288,7 @@ class BlockConverter:
 
 
 def _id_text(raw: pa.Array) -> pa.Array | None:
-    if pa.types.is_dictionary(raw.type):
-        raw = raw.dictionary_decode()
-    if pa.types.is_large_string(raw.type) or pa.types.is_string_view(raw.type):
-        raw = raw.cast(pa.string())
+    raw = _plain(raw)
     if pa.types.is_string(raw.type):
         return raw
     if pa.types.is_null(raw.type):

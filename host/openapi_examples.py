@@ -15,6 +15,29 @@ from typing import Any
 __all__ = ["EXAMPLES", "add_examples"]
 
 # (path, method, "request" or a status) -> the example body
+# The co-signing examples share one enclave-signed proposal (from tests/vectors/http.json).
+_PROPOSAL = (
+            "jKZhbW91bnSjMS8yqWFwcHJvdmVyc4KqYWR2ZXJ0aXNlcpGnd2l0bmVzc6lwdWJsaXNoZXKRp3dpdG5lc3Ow"
+            "Y29sbGFib3JhdGlvbl9pZLx3aXJlLXRlc3QtdmVjdG9ycy13aXRuZXNzLXYxqGRhdGFzZXRzkqtjb252ZXJz"
+            "aW9uc6tpbXByZXNzaW9uc6VkZWx0YaEwq3BvbGljeV9oYXNoxCAptBtvOvGTvWIfFyBX1w7Nivjw/J2/NMrK"
+            "AOzZtXxTpqlwcmV2X2hlYWSCpGhhc2jEINqMmxFVdHFC4Jm3SYRjHy/CYTjL0wbBInwZEDwp80exo3NlcQKo"
+            "cXVlcnlfaWTEIFlLzSGTfcMkqWYRydR732BpAUCe3qiIaQP+5IfYtCvFp3JlcXVlc3TFAjCJqGFuYWx5c2lz"
+            "oLBjb2xsYWJvcmF0aW9uX2lkvHdpcmUtdGVzdC12ZWN0b3JzLXdpdG5lc3MtdjGpaXNzdWVkX2F0zmtJ0gCl"
+            "bm9uY2XEEA8eLTxLWml4h5altMPS4fCmcGFyYW1zgKVwYXJ0eaphZHZlcnRpc2VypHBsYW6FqGRhdGFzZXRz"
+            "kqtpbXByZXNzaW9uc6tjb252ZXJzaW9uc6hncm91cF9ieZG0aW1wcmVzc2lvbnMuY2FtcGFpZ26mc2VsZWN0"
+            "koOjYXJnpnBlcnNvbqJhc6ZidXllcnOiZm6uY291bnRfZGlzdGluY3SDo2FyZ7Fjb252ZXJzaW9ucy52YWx1"
+            "ZaJhc6dyZXZlbnVlomZuo3N1baF2AaV3aGVyZZGDpmNvbHVtbrRpbXByZXNzaW9ucy5jYW1wYWlnbqJvcKZu"
+            "b3RfaW6mdmFsdWVzkaZhdXR1bW6rcG9saWN5X2hhc2jEICm0G2868ZO9Yh8XIFfXDs2K+PD8nb80ysoA7Nm1"
+            "fFOmo3NxbNmjU0VMRUNUIGkuY2FtcGFpZ24sIENPVU5UKERJU1RJTkNUIHBlcnNvbikgQVMgYnV5ZXJzLCBT"
+            "VU0oYy52YWx1ZSkgQVMgcmV2ZW51ZSBGUk9NIGltcHJlc3Npb25zIGkgSk9JTiBjb252ZXJzaW9ucyBjIFdI"
+            "RVJFIGkuY2FtcGFpZ24gPD4gJ2F1dHVtbicgR1JPVVAgQlkgaS5jYW1wYWlnbrFyZXF1ZXN0X3NpZ25hdHVy"
+            "ZcRAwAyzdzFnmWzx7MzESiy1mHnG1hDmhUyYg3v+33nJE84qcSnIVCsc/ilMOtvOQJdeN7q6eZMCA7Jw1oZA"
+            "W+LwB6xyZXF1ZXN0ZWRfYnmqYWR2ZXJ0aXNlcqR1bml0p2Vwc2lsb24="
+)
+_PROPOSAL_SIGNATURE = (
+            "OKO3KUsg3141DE7hESkbKA+csJSCJhGeenSOlX1cRweGJqQx8SJt3RuWfQJ86Lp10tO6MMfDEJEKCKnfNce5DQ=="
+)
+
 EXAMPLES: dict[tuple[str, str, str], Any] = {
     ("/v1/uploads", "post", "201"): {
         "upload_id": "c37e165d29ecea5a4e2f94e675716672",
@@ -110,27 +133,8 @@ EXAMPLES: dict[tuple[str, str, str], Any] = {
     },
     ("/v1/queries", "post", "202"): {
         "query_id": "594bcd21937dc324a96611c9d47bdf606901409edea8886903fee487d8b42bc5",
-        "proposal": (
-            "jKZhbW91bnSjMS8yqWFwcHJvdmVyc4KqYWR2ZXJ0aXNlcpGnd2l0bmVzc6lwdWJsaXNoZXKRp3dpdG5lc3Ow"
-            "Y29sbGFib3JhdGlvbl9pZLx3aXJlLXRlc3QtdmVjdG9ycy13aXRuZXNzLXYxqGRhdGFzZXRzkqtjb252ZXJz"
-            "aW9uc6tpbXByZXNzaW9uc6VkZWx0YaEwq3BvbGljeV9oYXNoxCAptBtvOvGTvWIfFyBX1w7Nivjw/J2/NMrK"
-            "AOzZtXxTpqlwcmV2X2hlYWSCpGhhc2jEINqMmxFVdHFC4Jm3SYRjHy/CYTjL0wbBInwZEDwp80exo3NlcQKo"
-            "cXVlcnlfaWTEIFlLzSGTfcMkqWYRydR732BpAUCe3qiIaQP+5IfYtCvFp3JlcXVlc3TFAjCJqGFuYWx5c2lz"
-            "oLBjb2xsYWJvcmF0aW9uX2lkvHdpcmUtdGVzdC12ZWN0b3JzLXdpdG5lc3MtdjGpaXNzdWVkX2F0zmtJ0gCl"
-            "bm9uY2XEEA8eLTxLWml4h5altMPS4fCmcGFyYW1zgKVwYXJ0eaphZHZlcnRpc2VypHBsYW6FqGRhdGFzZXRz"
-            "kqtpbXByZXNzaW9uc6tjb252ZXJzaW9uc6hncm91cF9ieZG0aW1wcmVzc2lvbnMuY2FtcGFpZ26mc2VsZWN0"
-            "koOjYXJnpnBlcnNvbqJhc6ZidXllcnOiZm6uY291bnRfZGlzdGluY3SDo2FyZ7Fjb252ZXJzaW9ucy52YWx1"
-            "ZaJhc6dyZXZlbnVlomZuo3N1baF2AaV3aGVyZZGDpmNvbHVtbrRpbXByZXNzaW9ucy5jYW1wYWlnbqJvcKZu"
-            "b3RfaW6mdmFsdWVzkaZhdXR1bW6rcG9saWN5X2hhc2jEICm0G2868ZO9Yh8XIFfXDs2K+PD8nb80ysoA7Nm1"
-            "fFOmo3NxbNmjU0VMRUNUIGkuY2FtcGFpZ24sIENPVU5UKERJU1RJTkNUIHBlcnNvbikgQVMgYnV5ZXJzLCBT"
-            "VU0oYy52YWx1ZSkgQVMgcmV2ZW51ZSBGUk9NIGltcHJlc3Npb25zIGkgSk9JTiBjb252ZXJzaW9ucyBjIFdI"
-            "RVJFIGkuY2FtcGFpZ24gPD4gJ2F1dHVtbicgR1JPVVAgQlkgaS5jYW1wYWlnbrFyZXF1ZXN0X3NpZ25hdHVy"
-            "ZcRAwAyzdzFnmWzx7MzESiy1mHnG1hDmhUyYg3v+33nJE84qcSnIVCsc/ilMOtvOQJdeN7q6eZMCA7Jw1oZA"
-            "W+LwB6xyZXF1ZXN0ZWRfYnmqYWR2ZXJ0aXNlcqR1bml0p2Vwc2lsb24="
-        ),
-        "signature": (
-            "OKO3KUsg3141DE7hESkbKA+csJSCJhGeenSOlX1cRweGJqQx8SJt3RuWfQJ86Lp10tO6MMfDEJEKCKnfNce5DQ=="
-        ),
+        "proposal": _PROPOSAL,
+        "signature": _PROPOSAL_SIGNATURE,
         "approvers": {
             "advertiser": ["witness"],
             "publisher": ["witness"],
@@ -146,27 +150,8 @@ EXAMPLES: dict[tuple[str, str, str], Any] = {
     },
     ("/v1/approvals/{query_id}", "post", "200"): {
         "query_id": "594bcd21937dc324a96611c9d47bdf606901409edea8886903fee487d8b42bc5",
-        "proposal": (
-            "jKZhbW91bnSjMS8yqWFwcHJvdmVyc4KqYWR2ZXJ0aXNlcpGnd2l0bmVzc6lwdWJsaXNoZXKRp3dpdG5lc3Ow"
-            "Y29sbGFib3JhdGlvbl9pZLx3aXJlLXRlc3QtdmVjdG9ycy13aXRuZXNzLXYxqGRhdGFzZXRzkqtjb252ZXJz"
-            "aW9uc6tpbXByZXNzaW9uc6VkZWx0YaEwq3BvbGljeV9oYXNoxCAptBtvOvGTvWIfFyBX1w7Nivjw/J2/NMrK"
-            "AOzZtXxTpqlwcmV2X2hlYWSCpGhhc2jEINqMmxFVdHFC4Jm3SYRjHy/CYTjL0wbBInwZEDwp80exo3NlcQKo"
-            "cXVlcnlfaWTEIFlLzSGTfcMkqWYRydR732BpAUCe3qiIaQP+5IfYtCvFp3JlcXVlc3TFAjCJqGFuYWx5c2lz"
-            "oLBjb2xsYWJvcmF0aW9uX2lkvHdpcmUtdGVzdC12ZWN0b3JzLXdpdG5lc3MtdjGpaXNzdWVkX2F0zmtJ0gCl"
-            "bm9uY2XEEA8eLTxLWml4h5altMPS4fCmcGFyYW1zgKVwYXJ0eaphZHZlcnRpc2VypHBsYW6FqGRhdGFzZXRz"
-            "kqtpbXByZXNzaW9uc6tjb252ZXJzaW9uc6hncm91cF9ieZG0aW1wcmVzc2lvbnMuY2FtcGFpZ26mc2VsZWN0"
-            "koOjYXJnpnBlcnNvbqJhc6ZidXllcnOiZm6uY291bnRfZGlzdGluY3SDo2FyZ7Fjb252ZXJzaW9ucy52YWx1"
-            "ZaJhc6dyZXZlbnVlomZuo3N1baF2AaV3aGVyZZGDpmNvbHVtbrRpbXByZXNzaW9ucy5jYW1wYWlnbqJvcKZu"
-            "b3RfaW6mdmFsdWVzkaZhdXR1bW6rcG9saWN5X2hhc2jEICm0G2868ZO9Yh8XIFfXDs2K+PD8nb80ysoA7Nm1"
-            "fFOmo3NxbNmjU0VMRUNUIGkuY2FtcGFpZ24sIENPVU5UKERJU1RJTkNUIHBlcnNvbikgQVMgYnV5ZXJzLCBT"
-            "VU0oYy52YWx1ZSkgQVMgcmV2ZW51ZSBGUk9NIGltcHJlc3Npb25zIGkgSk9JTiBjb252ZXJzaW9ucyBjIFdI"
-            "RVJFIGkuY2FtcGFpZ24gPD4gJ2F1dHVtbicgR1JPVVAgQlkgaS5jYW1wYWlnbrFyZXF1ZXN0X3NpZ25hdHVy"
-            "ZcRAwAyzdzFnmWzx7MzESiy1mHnG1hDmhUyYg3v+33nJE84qcSnIVCsc/ilMOtvOQJdeN7q6eZMCA7Jw1oZA"
-            "W+LwB6xyZXF1ZXN0ZWRfYnmqYWR2ZXJ0aXNlcqR1bml0p2Vwc2lsb24="
-        ),
-        "signature": (
-            "OKO3KUsg3141DE7hESkbKA+csJSCJhGeenSOlX1cRweGJqQx8SJt3RuWfQJ86Lp10tO6MMfDEJEKCKnfNce5DQ=="
-        ),
+        "proposal": _PROPOSAL,
+        "signature": _PROPOSAL_SIGNATURE,
         "approvers": {
             "advertiser": ["witness"],
             "publisher": ["witness"],

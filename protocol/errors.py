@@ -8,13 +8,39 @@ live in ``host/errors.py`` so that HTTP stays out of the trusted code.
 from __future__ import annotations
 
 __all__ = [
-    "ApprovalTimeout", "AttestationError", "AuthenticationFailed", "BudgetExhausted", "CleanroomError",
+    "ApprovalTimeout",
+    "AttestationError",
+    "AuthenticationFailed",
+    "BudgetExhausted",
+    "CleanroomError",
     "CollateralExpired",
-    "ConflictError", "DebugEnclave", "DecryptionFailed", "EnclaveBusy", "EnclaveUnavailable", "InternalError",
-    "InvalidInput", "MeasurementMismatch", "MessageTooLarge", "NotFound", "PolicyInvalid", "PolicyMismatch",
-    "PolicyViolation", "ProtocolError", "QuoteInvalid", "ReplayDetected", "ReportDataMismatch",
-    "RollbackDetected", "SimulationNotAllowed", "StaleNonce", "StateError", "TcbStatusNotAllowed",
-    "UnsupportedVersion", "WitnessRefused", "error_class_for_code", "error_from_wire",
+    "ConflictError",
+    "DebugEnclave",
+    "DecryptionFailed",
+    "EnclaveBusy",
+    "EnclaveUnavailable",
+    "InternalError",
+    "InvalidInput",
+    "MeasurementMismatch",
+    "MessageTooLarge",
+    "NotFound",
+    "PolicyInvalid",
+    "PolicyMismatch",
+    "PolicyViolation",
+    "ProtocolError",
+    "QuoteInvalid",
+    "ReplayDetected",
+    "ReportDataMismatch",
+    "RollbackDetected",
+    "SimulationNotAllowed",
+    "StaleNonce",
+    "StateError",
+    "TcbStatusNotAllowed",
+    "UnsupportedVersion",
+    "WitnessRefused",
+    "clause_denied",
+    "error_class_for_code",
+    "error_from_wire",
 ]
 
 
@@ -77,6 +103,11 @@ class PolicyViolation(CleanroomError):
 
     code = "policy_denied"
     default_message = "request not allowed by the collaboration policy"
+
+
+def clause_denied(clause: str, rule: str) -> PolicyViolation:
+    """A query refused by one of its clauses: "<clause>: <the rule that forbids it>"."""
+    return PolicyViolation(f"{clause}: {rule}")
 
 
 class BudgetExhausted(PolicyViolation):

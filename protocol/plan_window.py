@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from protocol.errors import PolicyViolation
+from protocol.errors import clause_denied as _deny
 from protocol.policy import ColumnRef, DatasetRules, Policy, Timestamp
 from protocol.time_buckets import DAY, bucket_range
 
@@ -19,9 +19,6 @@ __all__ = ["LAG", "attribution_key_layout", "check_window", "declared_values", "
 
 LAG = "lag_days"  # a group key of an attributed query: whole days from the credited exposure
 
-
-def _deny(clause: str, rule: str) -> PolicyViolation:
-    return PolicyViolation(f"{clause}: {rule}")
 
 
 def check_window(policy: Policy, plan: Plan, rules: dict[str, DatasetRules]) -> None:

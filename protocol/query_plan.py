@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from protocol.errors import PolicyViolation, ProtocolError
+from protocol.errors import ProtocolError
+from protocol.errors import clause_denied as _deny
 from protocol.plan_window import (
     LAG,
     attribution_key_layout,
@@ -265,9 +266,6 @@ class PlanCheck:
     tau: int | None = None  # private cohort keys: a row also needs this many noisy persons
     delta: Fraction = Fraction(0)  # the δ of that selection, charged with the cost
 
-
-def _deny(clause: str, rule: str) -> PolicyViolation:
-    return PolicyViolation(f"{clause}: {rule}")
 
 
 def _check_left_join(plan: Plan, rules: dict[str, DatasetRules], group_dataset: str | None) -> int:

@@ -46,13 +46,7 @@ def _param_ref(text: object, where: str, datasets: dict[str, Dataset]) -> Column
 
 
 def _group_choice(r: TableReader, datasets: dict[str, Dataset]) -> GroupChoice:
-    columns = []
-    for text in r.strings("group_by"):
-        ref = text.split(".") if text.count(".") == 1 else None
-        dataset = datasets.get(ref[0]) if ref else None
-        if ref is None or dataset is None or dataset.dimension(ref[1]) is None:
-            raise PolicyInvalid(f"{r.where('group_by')}: {text!r} is not a dimension of a dataset")
-        columns.append(ColumnRef(ref[0], ref[1]))
+    columns = [_param_ref(text, r.where("group_by"), datasets) for text in r.strings("group_by")]
     if not columns:  # the reader has refused duplicates
         raise PolicyInvalid(f"{r.where('group_by')}: must list the columns to choose from")
     choice = GroupChoice(tuple(columns), r.positive_int("max", default=1, upper=len(columns)))

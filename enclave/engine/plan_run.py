@@ -74,11 +74,10 @@ def run_plan(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, Col
 
 
 def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
-             join_key: bytes) -> tuple[dict[str, np.ndarray], int, int]:
+             masks: dict[str, np.ndarray | None], join_key: bytes) -> tuple[dict[str, np.ndarray], int, int]:
     """Each dataset's row -> person code (-1: filtered out or, in a JOIN, not on the other side),
     the persons and the matched persons: codes 0..matched-1 are matched; with a LEFT JOIN the
     kept dataset's other persons follow."""
-    masks = row_masks(plan, policy, tables)
     left, right = policy.join  # check_plan: the plan joins exactly these two
     sides = []
     for name in (left, right):
@@ -135,11 +134,10 @@ def _histogram(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, C
     return frequency_histogram(person[kept], np.zeros(len(kept), dtype=np.int64), 1, top).ravel()
 
 
-def _dataset_persons(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable], name: str,
+def _dataset_persons(plan: Plan, policy: Policy, table: ColumnarTable, mask: np.ndarray | None,
                      random_bytes: RandomBytes, join_key: bytes, n: int) -> np.ndarray:
     """Distinct persons of one dataset per cohort, matched or not (WHERE applies), each in at
     most L0 cohorts: the exposed persons of a lift."""
-    table, mask = tables[name], row_masks(plan, policy, tables)[name]
     rows = np.ones(table.rows, dtype=bool) if mask is None else mask
     units, n_units = unit_codes(table.ids if mask is None else table.ids[mask])  # no copy unfiltered
     if not plan.group_by:
@@ -156,7 +154,8 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
                  random_bytes: RandomBytes, join_key: bytes) -> dict[str, np.ndarray]:
     """Exact int64 value per cohort of every statistic of the plan."""
     privacy, n = policy.privacy, check.n_cohorts
-    row_person, n_persons, n_matched = _matched(plan, policy, tables, join_key)
+    masks = row_masks(plan, policy, tables)  # WHERE, once for the join and every count
+    row_person, n_persons, n_matched = _matched(plan, policy, tables, masks, join_key)
     if plan.window is not None:
         return attributed_values(plan, check, policy, tables, row_person, n_persons, random_bytes, join_key)
     group = check.group_dataset
@@ -186,7 +185,7 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
         dataset = arg.split(".")[0]
         if kind == "persons":
             out[statistic.name] = (
-                _dataset_persons(plan, policy, tables, arg, random_bytes, join_key, n) if arg
+                _dataset_persons(plan, policy, tables[arg], masks[arg], random_bytes, join_key, n) if arg
                 else np.bincount(pair_cohort, minlength=n).astype(np.int64) if group is not None
                 else np.array([n_persons], dtype=np.int64))
             continue

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from protocol.errors import PolicyViolation, ProtocolError
+from protocol.errors import ProtocolError
+from protocol.errors import clause_denied as _deny
 from protocol.policy import ColumnRef, DatasetRules, Policy
 from protocol.privacy.accounting import Statistic
 
@@ -19,9 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["plan_statistics"]
 
-
-def _deny(clause: str, rule: str) -> PolicyViolation:
-    return PolicyViolation(f"{clause}: {rule}")
 
 
 def _ref(text: str) -> ColumnRef:
