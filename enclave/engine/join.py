@@ -103,6 +103,15 @@ def _sorted_side(keys: np.ndarray, shift: int) -> np.ndarray:
     return out
 
 
+def _run_starts(prefix: np.ndarray, continues: bool) -> np.ndarray:
+    """Positions where a run of equal values of the sorted ``prefix`` starts (position 0 too,
+    unless ``continues``: the slice goes on with a run that started before it)."""
+    new = np.empty(len(prefix), dtype=bool)
+    new[0] = not continues
+    np.not_equal(prefix[1:], prefix[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
 def _common_runs(left: np.ndarray, right: np.ndarray, shift: int,
                  count_dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(left start, left count, right start, right count) of every prefix held by both sides.
@@ -110,38 +119,44 @@ def _common_runs(left: np.ndarray, right: np.ndarray, shift: int,
     ``left`` and ``right`` are ``_sorted_side`` outputs; a prefix's rows are one contiguous run
     in each. Runs come in prefix order, the order one merged sort of both sides would give. The
     two sides are never merged: the left side is walked chunk by chunk, and each of its prefixes
-    is looked up, by binary search, in the slice of the right side its chunk spans, so the work
-    memory is a chunk's plus the runs held by both sides (a minority of the rows).
+    is looked up, by binary search, among the distinct prefixes of the slice of the right side
+    its chunk spans, so the work memory is a chunk's plus the runs held by both sides (a
+    minority of the rows).
     """
     sh, low = np.uint64(shift), np.uint64((1 << shift) - 1)
     parts: list[tuple[np.ndarray, ...]] = []
     for start in range(0, len(left), _RUN_CHUNK):
         stop = min(start + _RUN_CHUNK, len(left))
         prefix = left[start:stop] >> sh
-        new = np.empty(len(prefix), dtype=bool)
-        new[0] = start == 0 or (left[start - 1] >> sh) != prefix[0]
-        np.not_equal(prefix[1:], prefix[:-1], out=new[1:])
-        at = np.flatnonzero(new)  # a run starts here (its prefix's first left row)
+        at = _run_starts(prefix, start > 0 and (left[start - 1] >> sh) == prefix[0])
         if len(at) == 0:  # the chunk continues a run that started before it
             continue
-        first = prefix[at] << sh  # the smallest packed value with that prefix
-        del prefix, new
-        last = first | low
+        wanted = prefix[at]
+        del prefix
         # The right rows that can share a prefix with this chunk's runs are one slice of about
-        # a chunk's size (the keys are uniform): searching it instead of the whole side keeps
-        # the binary searches in cache.
-        r_lo = int(np.searchsorted(right, first[0], side="left"))
-        window = right[r_lo : int(np.searchsorted(right, last[-1], side="right"))]
-        r_start = np.searchsorted(window, first, side="left")
-        r_stop = np.searchsorted(window, last, side="right")
-        hit = r_stop > r_start
+        # a chunk's size (the keys are uniform): its distinct prefixes are searched instead of
+        # the whole side, which keeps the binary searches in cache and halves them (a run's
+        # end is the next run's start).
+        r_lo = int(np.searchsorted(right, wanted[0] << sh, side="left"))
+        r_hi = int(np.searchsorted(right, (wanted[-1] << sh) | low, side="right"))
+        if r_hi == r_lo:
+            continue
+        window = right[r_lo:r_hi] >> sh
+        w_at = _run_starts(window, False)
+        w_prefix = window[w_at]
+        del window
+        pos = np.searchsorted(w_prefix, wanted, side="left")
+        np.minimum(pos, len(w_prefix) - 1, out=pos)
+        hit = w_prefix[pos] == wanted
         if not hit.any():
             continue
+        pos = pos[hit]
+        w_end = np.append(w_at[1:], r_hi - r_lo)  # each right run ends where the next starts
         l_stop = np.empty(len(at), dtype=np.int64)  # each run ends where the next one starts
         l_stop[:-1] = at[1:] + start
-        l_stop[-1] = np.searchsorted(left, last[-1], side="right")  # the last may go on
+        l_stop[-1] = np.searchsorted(left, (wanted[-1] << sh) | low, side="right")  # it may go on
         l_start = at[hit] + start
-        parts.append((l_start, l_stop[hit] - l_start, r_start[hit] + r_lo, (r_stop - r_start)[hit]))
+        parts.append((l_start, l_stop[hit] - l_start, w_at[pos] + r_lo, w_end[pos] - w_at[pos]))
     columns: list[list[np.ndarray]] = [list(c) for c in zip(*parts, strict=True)] or [[], [], [], []]
     del parts
     out = []
@@ -200,8 +215,12 @@ def _mark_bad(lanes: np.ndarray, rows: np.ndarray, counts: np.ndarray, heads: np
         for s in range(0, o1 - o0, step):
             got = np.take(lanes, rows[o0 + s : min(o0 + s + step, o1)], axis=0)
             runs = run[s : s + len(got)]
-            want = np.take(heads, runs, axis=0)
-            bad[runs[~(got == want).all(axis=1)]] = True
+            got ^= np.take(heads, runs, axis=0)  # zero lanes where the row equals its head
+            # OR of the four lanes: 3x faster than (got == want).all(axis=1) on (n, 4) arrays
+            differs = got[:, 0] | got[:, 1]
+            differs |= got[:, 2]
+            differs |= got[:, 3]
+            bad[runs[differs != 0]] = True
 
 
 def _fill(out: np.ndarray, rows: np.ndarray, counts: np.ndarray, code: np.ndarray,
