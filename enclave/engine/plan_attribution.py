@@ -35,56 +35,72 @@ def _credited(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
     window = plan.window
     assert window is not None
     start, end = window.start, window.end
-    exposure_rows = np.flatnonzero(row_person[start.dataset] >= 0)
-    conversion_rows = np.flatnonzero(row_person[end.dataset] >= 0)
-    if len(exposure_rows) == 0 or len(conversion_rows) == 0:
-        return conversion_rows[:0], exposure_rows[:0]
-    e_person = row_person[start.dataset][exposure_rows]
-    e_time = clamped_times(policy, tables[start.dataset], start, exposure_rows)
-    c_person = row_person[end.dataset][conversion_rows]
-    c_time = clamped_times(policy, tables[end.dataset], end, conversion_rows)
+    exposed, converted = row_person[start.dataset] >= 0, row_person[end.dataset] >= 0
+    if not exposed.any() or not converted.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    exposure_rows = np.flatnonzero(exposed)
     span = window.max_days * DAY
     tie, n_tie = group_codes([key_codes(policy, tables[start.dataset], key, exposure_rows)
                               for key in plan.group_by if key.column.dataset == start.dataset] or
                              [(np.zeros(len(exposure_rows), dtype=np.int64), 1)])
     # One int64 key per exposure: person, then time offset, then the tie-break code, so one
-    # argsort orders them and one binary search finds each conversion's candidate.
+    # argsort orders them and one binary search finds each conversion's candidate, whose
+    # person and time are read back from its key: no per-exposure array but the keys and
+    # their order is held through the sort and the search.
     base, time_bits, tie_bits, _ = attribution_key_layout(policy, plan)  # checked to fit in 62 bits
     if n_tie > 1 << tie_bits or n_persons > 1 << 62 - time_bits - tie_bits:
         raise InvalidInput("attribution keys exceed their checked layout")  # cannot happen
     low = time_bits + tie_bits
-    keys = e_person << low  # built in place: three full-length temporaries fewer
-    offset = e_time - base
+    keys = row_person[start.dataset][exposure_rows].astype(np.int64)  # built in place
+    keys <<= low
+    offset = clamped_times(policy, tables[start.dataset], start, exposure_rows)
+    offset -= base
     offset <<= tie_bits
     keys |= offset
+    del offset, exposure_rows  # (the rows again at the end: not held through the sort)
     keys |= tie
-    del offset
+    del tie
     order = np.argsort(keys)
     keys = keys[order]
-    e_person, e_time = e_person[order], e_time[order]
+
+    def person_time(at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # of the exposures at ``at``
+        key = keys[at]
+        return key >> low, ((key >> tie_bits) & ((1 << time_bits) - 1)) + base
+
+    conversion_rows = np.flatnonzero(converted)
+    c_person = row_person[end.dataset][conversion_rows].astype(np.int64)
+    c_time = clamped_times(policy, tables[end.dataset], end, conversion_rows)
+    del conversion_rows
     if window.model == "last_touch":  # the last exposure at or before c: largest key <= (c, max tie)
         probe = (c_person << low) | ((c_time - base) << tie_bits) | ((1 << tie_bits) - 1)
         at = _search(keys, probe, "right") - 1
+        del probe
         found = at >= 0
         at = np.maximum(at, 0)
-        found &= e_person[at] == c_person
-        found &= c_time - e_time[at] <= span
+        e_person, e_time = person_time(at)
+        found &= e_person == c_person
+        found &= c_time - e_time <= span
     else:  # the first exposure at or after c - span: smallest key >= (c - span, tie 0)
         probe = (c_person << low) | ((c_time - span - base) << tie_bits)
         at = _search(keys, probe, "left")
+        del probe
         found = at < len(keys)
         at = np.minimum(at, len(keys) - 1)
-        found &= e_person[at] == c_person
-        found &= e_time[at] <= c_time
-    return conversion_rows[found], exposure_rows[order[at[found]]]
+        e_person, e_time = person_time(at)
+        found &= e_person == c_person
+        found &= e_time <= c_time
+    return np.flatnonzero(converted)[found], np.flatnonzero(exposed)[order[at[found]]]
 
 
 def _search(keys: np.ndarray, probes: np.ndarray, side: str) -> np.ndarray:
     """``np.searchsorted(keys, probes)`` with the probes sorted first: the binary searches then
     walk ``keys`` in order, which is several times faster on large tables than random probes."""
     order = np.argsort(probes)
+    ordered = probes[order]
+    found = np.searchsorted(keys, ordered, side=side)  # type: ignore[call-overload]
+    del ordered
     out = np.empty(len(probes), dtype=np.int64)
-    out[order] = np.searchsorted(keys, probes[order], side=side)  # type: ignore[call-overload]
+    out[order] = found
     return out
 
 

@@ -20,7 +20,6 @@ from protocol.time_buckets import DAY, WEEK_SHIFT, bucket_range, bucket_start
 __all__ = ["clamped_times", "group_codes", "group_labels", "key_codes", "metric_of", "row_masks"]
 
 
-
 def _dimension(policy: Policy, ref: ColumnRef) -> Dimension:
     dataset = policy.dataset(ref.dataset)
     dimension = dataset.dimension(ref.column) if dataset else None
@@ -82,11 +81,13 @@ def row_masks(plan: Plan, policy: Policy,
 
 
 def key_codes(policy: Policy, table: ColumnarTable, key: GroupKey,
-              rows: np.ndarray) -> tuple[np.ndarray, int]:
-    """One group key's code for the selected ``rows`` of ``table``, and how many codes it has."""
+              rows: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """One group key's code for the selected ``rows`` of ``table`` (all if None), and how many
+    codes it has. A dimension's codes may be the table's own column: read them, never write."""
     if key.trunc is None:
         size = len(_dimension(policy, key.column).values)
-        return table.column(key.column.column)[rows], size  # '<u2': group_codes widens it once
+        column = table.column(key.column.column)
+        return column if rows is None else column[rows], size  # '<u2': group_codes widens it once
     first, count = bucket_range(_timestamp(policy, key.column), key.trunc)
     return _buckets(clamped_times(policy, table, key.column, rows), key.trunc) - first, count
 

@@ -7,8 +7,8 @@ shape. Then:
 
 1. ``WHERE``: a mask per dataset from the dimension codes (declared values only);
 2. the join of the masked rows on the person (keyed join keys, ``join.match_users``);
-3. ``GROUP BY``: cohort codes of the cohort dataset's matched rows, bounded to L0 cohorts and Linf
-   rows per person and cohort (``bounding.bound_contributions``);
+3. ``GROUP BY``: cohort codes of the cohort dataset's rows, its matched rows bounded to L0 cohorts
+   and Linf rows per person and cohort (``bounding.bound_contributions``);
 4. per cohort: distinct persons; the cohort dataset's own kept rows (row-level ``COUNT``/``SUM``);
    for another dataset, each person's value over at most Linf of its rows, once per cohort the
    person is in (person-level). The derivation of what one person can change is next to the
@@ -31,7 +31,7 @@ from enclave.engine.aggregation import (
     per_cohort_total,
 )
 from enclave.engine.analyses import NoiseSource, Release, draw
-from enclave.engine.bounding import RandomBytes, RowTags, bound_contributions
+from enclave.engine.bounding import RandomBytes, bound_contributions
 from enclave.engine.cohorts import Selection, fixed_point_text
 from enclave.engine.columns import ColumnarTable
 from enclave.engine.join import match_users, unit_codes
@@ -85,16 +85,23 @@ def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
         mask = masks[name]
         sides.append((ids, tags) if mask is None else (ids[mask], tags[mask]))
     match = match_users(sides[0][0], sides[1][0], sides[0][1], sides[1][1])
-    out = {}
-    for name, users in ((left, match.left_user), (right, match.right_user)):
+    del sides
+    # int32 codes whenever the rows (so the persons) are fewer than 2^31, a public fact: this
+    # is the one full-length array a query holds per table, through bounding and counting.
+    code = np.int32 if tables[left].rows + tables[right].rows < 2**31 else np.int64
+    users = {left: match.left_user, right: match.right_user}
+    n_matched = match.n_matched
+    del match
+    out: dict[str, np.ndarray] = {}
+    for name in (left, right):
         mask = masks[name]
         if mask is None:
-            out[name] = users
+            out[name] = users.pop(name).astype(code)
         else:
-            full = np.full(tables[name].rows, -1, dtype=np.int64)
-            full[mask] = users
+            full = np.full(tables[name].rows, -1, dtype=code)
+            full[mask] = users.pop(name)
             out[name] = full
-    n_persons = match.n_matched
+    n_persons = n_matched
     if plan.left_join:
         kept = plan.datasets[0]
         rows = out[kept] < 0
@@ -102,51 +109,52 @@ def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
         if mask is not None:
             rows &= mask
         units, n_unmatched = unit_codes(tables[kept].ids[rows])
-        out[kept][rows] = units + match.n_matched
+        out[kept][rows] = units + n_matched
         n_persons += n_unmatched
-    return out, n_persons, match.n_matched
+    return out, n_persons, n_matched
 
 
-def _per_person_rows(users: np.ndarray, n_persons: int, linf: int, tags: RowTags,
+def _per_person_rows(person: np.ndarray, n_persons: int, linf: int, tags: np.ndarray,
                      random_bytes: RandomBytes) -> np.ndarray:
-    """Keep-mask of at most Linf uniformly chosen rows per person (one draw per dataset, so a
-    count and a sum over the same dataset use the same rows and an AVG is consistent)."""
-    return bound_contributions(users, np.zeros(len(users), dtype=np.int64), n_persons,
+    """Keep-mask of at most Linf uniformly chosen rows per person, over a dataset's rows (-1:
+    never kept). One draw per dataset, so a count and a sum over the same dataset use the same
+    rows and an AVG is consistent."""
+    one_cohort = np.broadcast_to(np.int64(0), person.shape)  # no memory: a zero stride
+    return bound_contributions(person, one_cohort, n_persons,
                                max_cohorts_per_user=1, max_rows_per_user_per_cohort=linf,
                                random_bytes=random_bytes, n_cohorts=1, row_tag=tags)
 
 
 def _histogram(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, ColumnarTable],
-               row_person: dict[str, np.ndarray], n_persons: int, dataset: str, group: str | None,
-               bounded: tuple[np.ndarray, np.ndarray, np.ndarray], random_bytes: RandomBytes,
+               row_person: dict[str, np.ndarray], n_persons: int, dataset: str,
+               bounded: tuple[np.ndarray, np.ndarray] | None, random_bytes: RandomBytes,
                join_key: bytes) -> np.ndarray:
     """Persons per cohort by their number of kept rows of ``dataset`` there: buckets 1..F ("F or
     more" last), flattened cohort by cohort as the statistic's noise vector is."""
     top = next(a.max for a in plan.select if a.fn == "histogram" and a.arg == dataset)
     assert top is not None
-    if group is not None:
-        users, cohorts, keep = bounded
-        return frequency_histogram(users[keep], cohorts[keep], check.n_cohorts, top).ravel()
+    if bounded is not None:  # the cohort dataset's kept rows: (person, cohort) of each
+        users, cohorts = bounded
+        return frequency_histogram(users, cohorts, check.n_cohorts, top).ravel()
     person = row_person[dataset]
-    rows = np.flatnonzero(person >= 0)
-    kept = rows[_per_person_rows(person[rows], n_persons, policy.privacy.max_rows_per_user,
-                                 tables[dataset].join_keys(join_key)[rows], random_bytes)]
-    return frequency_histogram(person[kept], np.zeros(len(kept), dtype=np.int64), 1, top).ravel()
+    users = person[_per_person_rows(person, n_persons, policy.privacy.max_rows_per_user,
+                                    tables[dataset].join_keys(join_key), random_bytes)]
+    return frequency_histogram(users, np.zeros(len(users), dtype=np.int64), 1, top).ravel()
 
 
 def _dataset_persons(plan: Plan, policy: Policy, table: ColumnarTable, mask: np.ndarray | None,
                      random_bytes: RandomBytes, join_key: bytes, n: int) -> np.ndarray:
     """Distinct persons of one dataset per cohort, matched or not (WHERE applies), each in at
     most L0 cohorts: the exposed persons of a lift."""
-    rows = np.ones(table.rows, dtype=bool) if mask is None else mask
     units, n_units = unit_codes(table.ids if mask is None else table.ids[mask])  # no copy unfiltered
     if not plan.group_by:
         return np.array([n_units], dtype=np.int64)
-    cohorts, _ = group_codes([key_codes(policy, table, key, rows) for key in plan.group_by])
+    cohorts, _ = group_codes([key_codes(policy, table, key, mask) for key in plan.group_by])
+    tags = table.join_keys(join_key)
     keep = bound_contributions(units, cohorts, n_units,
                                max_cohorts_per_user=policy.privacy.max_cohorts_per_user,
                                max_rows_per_user_per_cohort=1, random_bytes=random_bytes, n_cohorts=n,
-                               row_tag=lambda: table.join_keys(join_key)[rows])
+                               row_tag=tags if mask is None else tags[mask])
     return aggregate(units, cohorts, n, None, keep).users
 
 
@@ -159,26 +167,27 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
     if plan.window is not None:
         return attributed_values(plan, check, policy, tables, row_person, n_persons, random_bytes, join_key)
     group = check.group_dataset
-    users = cohorts = kept_cohorts = pair_user = pair_cohort = np.zeros(0, dtype=np.int64)
+    kept_cohorts = pair_user = pair_cohort = np.zeros(0, dtype=np.int64)
     keep = np.zeros(0, dtype=bool)
-    sel = np.zeros(0, dtype=np.int64)
     if group is not None:
+        # Over all the dataset's rows, unmatched ones coded -1 (which bounding never keeps): no
+        # index of the matched rows, and no copy of their person codes, tags or keys.
         person = row_person[group]
-        sel = np.flatnonzero(person >= 0)  # one index serves every gather below
-        cohorts, _ = group_codes([key_codes(policy, tables[group], key, sel) for key in plan.group_by])
-        users = person[sel]
-        keep = bound_contributions(users, cohorts, n_persons,
+        cohorts, _ = group_codes([key_codes(policy, tables[group], key) for key in plan.group_by])
+        keep = bound_contributions(person, cohorts, n_persons,
                                    max_cohorts_per_user=privacy.max_cohorts_per_user,
                                    max_rows_per_user_per_cohort=privacy.max_rows_per_user,
                                    random_bytes=random_bytes, n_cohorts=n,
-                                   row_tag=lambda: tables[group].join_keys(join_key)[sel])
-        # One sort of the kept (person, cohort) pairs serves every count and sum below.
-        kept_cohorts, pair_user, pair_cohort = cohort_pairs(users, cohorts, n, keep)
+                                   row_tag=tables[group].join_keys(join_key))
+        # One sort of the kept (person, cohort) pairs serves every count and sum below; the
+        # kept rows' cohorts (``cohorts[keep]``) are all that is read of the cohorts after it.
+        kept_cohorts, pair_user, pair_cohort = cohort_pairs(person, cohorts, n, keep)
+        del cohorts
         if plan.left_join:  # the kept dataset's unmatched persons: the last cohort, nil keys
             unmatched = np.arange(n_matched, n_persons, dtype=np.int64)
             pair_user = np.concatenate([pair_user, unmatched])
             pair_cohort = np.concatenate([pair_cohort, np.full(len(unmatched), n - 1, dtype=np.int64)])
-    per_person_keep: dict[str, np.ndarray] = {}  # dataset -> its Linf-bounded rows (of matched rows)
+    per_person_keep: dict[str, np.ndarray] = {}  # dataset -> keep-mask of its Linf-bounded rows
     out: dict[str, np.ndarray] = {}
     for statistic in check.statistics:
         kind, _, arg = statistic.name.partition(":")
@@ -190,8 +199,9 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
                 else np.array([n_persons], dtype=np.int64))
             continue
         if kind == "histogram":
+            bounded = None if group is None else (row_person[group][keep], kept_cohorts)
             out[statistic.name] = _histogram(plan, check, policy, tables, row_person, n_persons, arg,
-                                             group, (users, cohorts, keep), random_bytes, join_key)
+                                             bounded, random_bytes, join_key)
             continue
         metric = metric_of(policy, _ref(arg)) if kind == "sum" else None
         column = tables[dataset].column(arg.split(".")[1]) if metric is not None else None
@@ -200,20 +210,17 @@ def exact_values(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str,
                 out[statistic.name] = np.bincount(kept_cohorts, minlength=n).astype(np.int64)
             else:
                 assert column is not None
-                values = np.clip(column[sel], metric.min, metric.max).astype(np.int64)
+                values = np.clip(column[keep], metric.min, metric.max).astype(np.int64)
                 sums = np.zeros(n, dtype=np.int64)
-                np.add.at(sums, cohorts[keep], values[keep])
+                np.add.at(sums, kept_cohorts, values)
                 out[statistic.name] = sums
             continue
         # another dataset's rows: each person's bounded value, once per cohort the person is in
         person = row_person[dataset]
-        rows = np.flatnonzero(person >= 0)
         if dataset not in per_person_keep:
-            table = tables[dataset]
-            per_person_keep[dataset] = _per_person_rows(
-                person[rows], n_persons, privacy.max_rows_per_user,
-                lambda: table.join_keys(join_key)[rows], random_bytes)  # noqa: B023 (called at once)
-        kept = rows[per_person_keep[dataset]]
+            per_person_keep[dataset] = _per_person_rows(person, n_persons, privacy.max_rows_per_user,
+                                                        tables[dataset].join_keys(join_key), random_bytes)
+        kept = per_person_keep[dataset]
         value = np.zeros(n_persons, dtype=np.int64)
         if metric is None:
             np.add.at(value, person[kept], 1)
