@@ -118,13 +118,7 @@ def _release_floor(policy: Any, rows: int) -> dict[str, Any] | None:
     ``conversions_by_segment`` over 300 cohorts releases 900 cells (users, rows, sum).
     """
     try:
-        from enclave.engine.release_timing import (
-            BASE_S,
-            PER_CELL_S,
-            PER_ROW_S,
-            PER_ROW_S_BY_KIND,
-            release_deadline,
-        )
+        from enclave.engine.release_timing import BASE_S, PER_CELL_S, release_deadline
         from enclave.requests.authorization import authorize
         from protocol.privacy.plan import privacy_plan
     except ImportError:
@@ -136,10 +130,10 @@ def _release_floor(policy: Any, rows: int) -> dict[str, Any] | None:
     cells = privacy_plan(plan.analysis, policy.privacy, plan.metric_spec, plan.n_cohorts,
                          private=plan.delta > 0).cells
     declared = sum(d.max_rows for d in policy.datasets if d.name in policy.join)
-    per_row = PER_ROW_S_BY_KIND.get(plan.analysis.kind, PER_ROW_S)
-    return {"s": release_deadline(cells, declared, plan.analysis.kind), "cells": cells,
-            "declared_max_rows": declared, "uploaded_rows": 2 * rows,
-            "base_s": BASE_S, "cells_s": PER_CELL_S * cells, "rows_s": per_row * declared}
+    deadline = release_deadline(cells, declared, plan.analysis.kind)
+    return {"s": deadline, "cells": cells, "declared_max_rows": declared, "uploaded_rows": 2 * rows,
+            "base_s": BASE_S, "cells_s": PER_CELL_S * cells,
+            "rows_s": deadline - BASE_S - PER_CELL_S * cells}
 
 
 def _fsync_probe(directory: Path, nbytes: int) -> float:

@@ -43,12 +43,12 @@ from protocol.policy import ColumnRef, Dataset, Policy, parse_policy
 from protocol.upload import RECORD_HEADER
 from protocol.wire import pack_document
 
-__all__ = ["probe"]
+__all__ = ["ask", "every_query", "probe", "sized_policy", "upload_rows"]
 
 _SIDES = {"impressions": "publisher", "conversions": "advertiser"}
 
 
-def _policy(path: Path, rows: int) -> tuple[bytes, Policy, dict[str, PartyKeys]]:
+def sized_policy(path: Path, rows: int) -> tuple[bytes, Policy, dict[str, PartyKeys]]:
     text = path.read_text(encoding="utf-8")
     text, count = re.subn(r"^max_rows = [0-9_]+", f"max_rows = {rows}", text, flags=re.M)
     if count != 2:
@@ -73,7 +73,7 @@ def _columns(shape: Shape, dataset: Dataset) -> Iterator[dict[str, np.ndarray]]:
         yield out
 
 
-def _upload(session: Session, enc_pub: bytes, policy: Policy, keys: PartyKeys, dataset: Dataset,
+def upload_rows(session: Session, enc_pub: bytes, policy: Policy, keys: PartyKeys, dataset: Dataset,
             shape: Shape) -> None:
     schema = dataset.schema()
     batches = (encode_batch(b, schema)
@@ -90,7 +90,7 @@ def _upload(session: Session, enc_pub: bytes, policy: Policy, keys: PartyKeys, d
     assert kind == "upload_receipt", kind
 
 
-def _query(session: Session, policy: Policy, keys: PartyKeys, analysis: str,
+def ask(session: Session, policy: Policy, keys: PartyKeys, analysis: str,
            params: dict[str, Any], plan: dict[str, Any] | None = None, sql: str | None = None) -> None:
     request = pack_document("query_request", {
         "collaboration_id": policy.collaboration_id, "policy_hash": policy.hash,
@@ -112,7 +112,7 @@ def _values(policy: Policy, ref: ColumnRef) -> tuple[str, ...]:
     return dimension.values
 
 
-def _queries(policy: Policy) -> list[Query]:
+def every_query(policy: Policy) -> list[Query]:
     """(party, analysis, params, plan, sql): every named analysis and template of the policy,
     asked with its widest grouping, then the demo's SQL queries when the data has event times."""
     from cleanroom.demo import DEMO_SQL
@@ -141,7 +141,7 @@ def _queries(policy: Policy) -> list[Query]:
 def probe(rows: int, policy_path: Path = EXAMPLE_POLICY, overlap: float = 0.3) -> dict[str, Any]:
     """Ingest and query ``rows`` rows per dataset; VmHWM after each step, and the model."""
     at_start = memory_status()
-    policy_bytes, policy, keys = _policy(policy_path, rows)
+    policy_bytes, policy, keys = sized_policy(policy_path, rows)
     session = Session(mode="simulation", quote=lambda report_data: None, sealing_key=b"k" * 32,
                       load_sealed=lambda policy_hash: None, persist=lambda policy_hash, blob: None,
                       noise=ExactNoise(), clock=time.time, random_bytes=os.urandom,
@@ -153,11 +153,11 @@ def probe(rows: int, policy_path: Path = EXAMPLE_POLICY, overlap: float = 0.3) -
     for name, side in _SIDES.items():
         dataset = policy.dataset(name)
         assert dataset is not None
-        _upload(session, ready["enc_pub"], policy, keys[side], dataset, shape)
+        upload_rows(session, ready["enc_pub"], policy, keys[side], dataset, shape)
     readings = {"ingest": memory_status()["VmHWM"]}
-    for party, analysis, params, plan, sql in _queries(policy):
+    for party, analysis, params, plan, sql in every_query(policy):
         reset_peak_rss()
-        _query(session, policy, keys[party], "" if plan is not None else analysis, params, plan, sql)
+        ask(session, policy, keys[party], "" if plan is not None else analysis, params, plan, sql)
         readings[analysis] = memory_status()["VmHWM"]
     model = enclave_bytes(policy)
     return {"rows": rows, "policy": policy_path.name, "overlap": overlap,

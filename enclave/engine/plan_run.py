@@ -37,7 +37,7 @@ from enclave.engine.columns import ColumnarTable
 from enclave.engine.join import match_users, unit_codes
 from enclave.engine.plan_attribution import attributed_values
 from enclave.engine.plan_columns import group_codes, group_labels, key_codes, metric_of, row_masks
-from enclave.engine.release_timing import release_deadline, wait_for_release
+from enclave.engine.release_timing import plan_cost_kind, release_deadline, wait_for_release
 from protocol.policy import ColumnRef, Policy
 from protocol.privacy.accounting import MECHANISMS, Calibrated, bun_steinke_epsilon, calibrate, decimal_text
 from protocol.query_plan import Plan, PlanCheck
@@ -68,8 +68,9 @@ def run_plan(plan: Plan, check: PlanCheck, policy: Policy, tables: dict[str, Col
         true = exact_values(plan, check, policy, tables, random_bytes, join_key)
         columns, rows, suppressed = _release(plan, check, policy, true, noisy)
     finally:
-        wait_for_release(started, release_deadline(sum(c.statistic.length for c in calibrated),
-                                                    max_rows, "aggregate"), clock=clock, sleep=sleep)
+        cells = sum(c.statistic.length for c in calibrated)
+        wait_for_release(started, release_deadline(cells, max_rows, plan_cost_kind(plan)),
+                         clock=clock, sleep=sleep)
     return Release(columns, rows, _metadata(plan, check, policy, calibrated, noise, suppressed))
 
 

@@ -13,19 +13,40 @@ Timing is not on the noise path, so plain floats (seconds) are fine here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-__all__ = ["BASE_S", "PER_CELL_S", "PER_ROW_S", "PER_ROW_S_BY_KIND", "release_deadline", "wait_for_release"]
+from protocol.query_plan import Plan
 
-BASE_S = 0.02  # fixed cost: authorization, signing, sealing
+__all__ = ["BASE_S", "GROWTH_PER_DOUBLING", "PER_CELL_S", "PER_ROW_S", "PER_ROW_S_BY_KIND",
+           "REFERENCE_ROWS", "plan_cost_kind", "release_deadline", "wait_for_release"]
+
+BASE_S = 0.1  # fixed: authorization, first-call warm-up (thread pools, key schedules); up to
+# 0.05 s measured at 2,000 rows per dataset (benchmarks/release_floor.py)
 PER_CELL_S = 400e-6  # up to four exact draws per cell at ≥ 10k draws/s (discrete Gaussian, σ ≈ 1)
-# Per row of max_rows: the worst measured (µs: overlap 0.50, aggregate 0.58, reach 0.42,
-# attribution 1.42, activation 0.27) over adversarial shapes (all rows matched, 8 rows per user,
-# 1,000 users, crafted prefixes, none matched), keyed-id cache cold, 2M rows per side, 2-core
-# VM at load ~1.5; times ~1.4.
+# Per declared row, up to REFERENCE_ROWS: at least 1.5x the worst that
+# ``python -m benchmarks.release_floor --rows 10000000`` measured over its adversarial shapes
+# (every row matched; 8 rows per person, so the bounds bind; 1,000 persons; none matched),
+# keyed-id cache cold, on a shared 2-core VM (benchmarks/RESULTS.md), in µs: overlap 0.34,
+# aggregate 0.49, reach 0.33, attribution 1.07, activation 0.18, a plan 0.52, a plan that
+# counts one dataset's own persons (the lift: it bounds every row of that dataset) 0.74.
 PER_ROW_S_BY_KIND = {"overlap": 7e-7, "aggregate": 8e-7, "reach_frequency": 6e-7,
-                     "attribution": 2e-6, "cohort_activation": 4e-7}
+                     "attribution": 2e-6, "cohort_activation": 4e-7,
+                     "plan": 8e-7, "plan_dataset_persons": 1.2e-6}
 PER_ROW_S = max(PER_ROW_S_BY_KIND.values())  # for an unnamed kind
+REFERENCE_ROWS = 20_000_000  # declared rows (two datasets of 10M) the constants were measured at
+# Beyond it the cost per row grows: sorts are n log n and less of the data stays in cache.
+# Measured from 10M to 100M rows per dataset: the core x1.46, with binding bounds x1.45, the
+# plan engine x1.30 (3.3 doublings); from 2M to 10M at most x1.39 (2.3). So +20% per doubling.
+GROWTH_PER_DOUBLING = 0.2
+
+
+def plan_cost_kind(plan: Plan) -> str:
+    """The cost kind a free-form plan is padded as: counting one dataset's own persons
+    (``COUNT(DISTINCT x.person)``) bounds every row of that dataset, not only matched ones."""
+    if any(a.fn == "count_distinct" and a.arg != "person" for a in plan.select):
+        return "plan_dataset_persons"
+    return "plan"
 
 
 def release_deadline(n_cells: int, max_rows: int = 0, kind: str | None = None) -> float:
@@ -33,7 +54,11 @@ def release_deadline(n_cells: int, max_rows: int = 0, kind: str | None = None) -
     the joined datasets of the policy's ``max_rows``, never the rows actually uploaded)."""
     if n_cells < 0 or max_rows < 0:
         raise ValueError("shape must be non-negative")
-    return BASE_S + PER_CELL_S * n_cells + PER_ROW_S_BY_KIND.get(kind or "", PER_ROW_S) * max_rows
+    growth = 1.0
+    if max_rows > REFERENCE_ROWS:
+        growth += GROWTH_PER_DOUBLING * math.log2(max_rows / REFERENCE_ROWS)
+    per_row = PER_ROW_S_BY_KIND.get(kind or "", PER_ROW_S)
+    return BASE_S + PER_CELL_S * n_cells + per_row * growth * max_rows
 
 
 def wait_for_release(started: float, deadline_s: float, *, clock: Callable[[], float],
