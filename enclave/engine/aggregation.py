@@ -45,19 +45,27 @@ def check_no_overflow(max_rows: int, lo: int, hi: int) -> int:
 def cohort_pairs(row_user: np.ndarray, row_cohort: np.ndarray, n_cohorts: int,
                  keep_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The kept rows' cohorts, and every distinct (user, cohort) pair among them, as
-    (row cohorts, pair users, pair cohorts): one sort serves every per-cohort count and sum."""
-    sel = keep_mask & (row_user >= 0)
-    users, cohorts = row_user[sel], row_cohort[sel]
+    (row cohorts, pair users, pair cohorts): one sort serves every per-cohort count and sum.
+
+    The arrays may span a whole table: rows with ``row_user == -1`` are never counted. Each
+    step works in place where it can, as every row may be kept (every row matched, say)."""
+    sel = row_user >= 0
+    sel &= keep_mask
+    cohorts = row_cohort[sel]
     if len(cohorts) and (int(cohorts.min()) < 0 or int(cohorts.max()) >= n_cohorts):
         raise InvalidInput("cohort code out of range")
-    pair = users * np.int64(n_cohorts)
+    pair = row_user[sel].astype(np.int64, copy=False)  # a fresh array either way: ours to change
+    del sel
+    pair *= n_cohorts
     pair += cohorts
-    del users
     pair.sort()
     distinct = np.ones(len(pair), dtype=bool)
     distinct[1:] = pair[1:] != pair[:-1]
-    pair_user, pair_cohort = np.divmod(pair[distinct], n_cohorts)
-    return cohorts, pair_user, pair_cohort
+    pair = pair[distinct]
+    del distinct
+    pair_user = np.empty_like(pair)
+    np.divmod(pair, n_cohorts, out=(pair_user, pair))  # the cohorts overwrite the pair codes
+    return cohorts, pair_user, pair
 
 
 def per_cohort_total(pair_user: np.ndarray, pair_cohort: np.ndarray, n_cohorts: int,
@@ -72,7 +80,9 @@ def aggregate(
     row_user: np.ndarray, row_cohort: np.ndarray, n_cohorts: int,
     user_metric: np.ndarray | None, keep_mask: np.ndarray,
 ) -> AggregateCounts:
-    """Per-cohort distinct users, kept rows and metric sum (each user's total once per cohort)."""
+    """Per-cohort distinct users, kept rows and metric sum (each user's total once per cohort).
+
+    Rows with ``row_user == -1`` are never counted (as in ``cohort_pairs``)."""
     cohorts, pair_user, pair_cohort = cohort_pairs(row_user, row_cohort, n_cohorts, keep_mask)
     rows = np.bincount(cohorts, minlength=n_cohorts).astype(np.int64, copy=False)
     n_users = np.bincount(pair_cohort, minlength=n_cohorts).astype(np.int64, copy=False)
@@ -90,7 +100,8 @@ def frequency_histogram(row_user: np.ndarray, row_cohort: np.ndarray, n_cohorts:
     """
     if max_frequency < 1:
         raise InvalidInput("max_frequency must be at least 1")
-    pair = row_user.astype(np.int64) * np.int64(n_cohorts)
+    pair = row_user.astype(np.int64)  # a copy: sorted in place below
+    pair *= n_cohorts
     pair += row_cohort
     pair.sort()
     new = np.ones(len(pair), dtype=bool)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from enclave.engine.aggregation import cohort_pairs
 from enclave.engine.analysis_base import Job, Output
 from enclave.engine.bounding import bound_contributions, per_user_metric
 from enclave.engine.cohorts import Selection, cohort_labels, fixed_point_text, row_cohorts
@@ -27,17 +28,15 @@ def _exposed_units(job: Job, match: UserMatch, exposure_user: np.ndarray,
                    matched_to_unit: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """(converter unit, cohort) of every kept exposure pair, and the cohort count."""
     plan = job.plan
-    rows = exposure_user >= 0
-    table = job.tables[plan.group_by[0].dataset]
-    row_cohort, n_cohorts = row_cohorts(job.policy, table, plan.group_by, rows)
-    users = exposure_user[rows]
+    exposures = plan.group_by[0].dataset
+    # Every exposure row, unmatched ones coded -1 (never kept): no copy of the matched rows.
+    row_cohort, n_cohorts = row_cohorts(job.policy, job.tables[exposures], plan.group_by)
     keep = bound_contributions(  # one row per (unit, cohort) shows exposure: Linf = 1
-        users, row_cohort, match.n_matched, max_cohorts_per_user=job.privacy.max_cohorts_per_user,
+        exposure_user, row_cohort, match.n_matched, max_cohorts_per_user=job.privacy.max_cohorts_per_user,
         max_rows_per_user_per_cohort=1, random_bytes=job.random_bytes, n_cohorts=n_cohorts,
-        row_tag=job.row_tags(plan.group_by[0].dataset)[rows],
+        row_tag=job.row_tags(exposures),
     )
-    pairs = np.unique(users[keep] * np.int64(n_cohorts) + row_cohort[keep])
-    pair_user, pair_cohort = np.divmod(pairs, n_cohorts)
+    _, pair_user, pair_cohort = cohort_pairs(exposure_user, row_cohort, n_cohorts, keep)
     return matched_to_unit[pair_user], pair_cohort, n_cohorts
 
 

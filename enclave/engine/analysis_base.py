@@ -49,30 +49,30 @@ class Job:
         return self.tables[dataset].join_keys(self.join_key)
 
     def bounded_rows(self, dataset: str) -> BoundedRows:
-        """Matched rows of ``dataset`` with their cohorts, bounded to L0 cohorts and Linf rows
-        per unit and cohort (the keep-mask), ready for the analyses that count them."""
+        """Every row of ``dataset`` with its cohort, the matched rows bounded to L0 cohorts and
+        Linf rows per unit and cohort (the keep-mask), ready for the analyses that count them."""
         match, row_user_of = self.match()
         row_user = row_user_of[dataset]
-        matched = row_user >= 0
-        cohorts, n_cohorts = row_cohorts(self.policy, self.tables[dataset], self.plan.group_by, matched)
-        users = row_user[matched]
+        # Full-length arrays, unmatched rows coded -1 (never kept): bounding keeps the same rows
+        # with the same draws as over the matched rows alone, and no copy of them is made.
+        cohorts, n_cohorts = row_cohorts(self.policy, self.tables[dataset], self.plan.group_by)
         keep = bound_contributions(
-            users, cohorts, match.n_matched,
+            row_user, cohorts, match.n_matched,
             max_cohorts_per_user=self.privacy.max_cohorts_per_user,
             max_rows_per_user_per_cohort=self.privacy.max_rows_per_user,
-            random_bytes=self.random_bytes, n_cohorts=n_cohorts, row_tag=self.row_tags(dataset)[matched],
+            random_bytes=self.random_bytes, n_cohorts=n_cohorts, row_tag=self.row_tags(dataset),
         )
-        return BoundedRows(match, row_user_of, users, cohorts, n_cohorts, keep)
+        return BoundedRows(match, row_user_of, row_user, cohorts, n_cohorts, keep)
 
 
 @dataclass(frozen=True)
 class BoundedRows:
     match: UserMatch
     row_user_of: dict[str, np.ndarray]  # per joined dataset: row -> matched unit code or -1
-    users: np.ndarray  # unit of each matched row of the dataset
-    cohorts: np.ndarray  # cohort code of each matched row
+    users: np.ndarray  # unit of each row of the dataset, -1 if unmatched
+    cohorts: np.ndarray  # cohort code of each row of the dataset
     n_cohorts: int
-    keep: np.ndarray  # rows kept by contribution bounding
+    keep: np.ndarray  # rows kept by contribution bounding (never an unmatched one)
 
 
 @dataclass

@@ -38,14 +38,12 @@ def _true_counts(job: Job) -> _Counts:
     match, row_user_of = rows.match, rows.row_user_of
     user_metric = None
     if plan.metric is not None and plan.metric_spec is not None:
-        metric_user = row_user_of[plan.metric.dataset]
-        metric_rows = metric_user >= 0
-        values = job.tables[plan.metric.dataset].column(plan.metric.column)[metric_rows]
+        # Every row of the metric's dataset, unmatched ones coded -1 (never kept): no copy.
         user_metric = per_user_metric(
-            metric_user[metric_rows], values, match.n_matched,
-            lo=plan.metric_spec.min, hi=plan.metric_spec.max,
+            row_user_of[plan.metric.dataset], job.tables[plan.metric.dataset].column(plan.metric.column),
+            match.n_matched, lo=plan.metric_spec.min, hi=plan.metric_spec.max,
             max_rows_per_user=privacy.max_rows_per_user, random_bytes=job.random_bytes,
-            row_tag=job.row_tags(plan.metric.dataset)[metric_rows],
+            row_tag=job.row_tags(plan.metric.dataset),
         )
     result = aggregate(rows.users, rows.cohorts, rows.n_cohorts, user_metric, rows.keep)
     return _Counts(result.users, result.rows, result.metric_sum)

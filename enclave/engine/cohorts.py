@@ -76,16 +76,16 @@ def cohort_codes(dim_columns: Sequence[np.ndarray], sizes: Sequence[int]) -> tup
     return codes, n_cohorts
 
 
-def row_cohorts(policy: Policy, table: ColumnarTable, group_by: Sequence[ColumnRef],
-                rows: np.ndarray) -> tuple[np.ndarray, int]:
-    """Cohort code of each selected row (as ``cohort_codes``), and the cohort count.
+def row_cohorts(policy: Policy, table: ColumnarTable,
+                group_by: Sequence[ColumnRef]) -> tuple[np.ndarray, int]:
+    """Cohort code of every row of ``table`` (as ``cohort_codes``), and the cohort count.
 
-    ``rows`` selects rows of ``table``: a boolean mask or an index array.
+    Every row, matched or not: bounding and counting take full-length arrays (unmatched rows
+    are never kept), so the dimension columns are read in place, never copied.
     """
-    if not group_by:
-        n = int(np.count_nonzero(rows)) if rows.dtype == bool else len(rows)
-        return np.zeros(n, dtype=np.int64), 1
-    dims = [table.column(ref.column)[rows] for ref in group_by]
+    if not group_by:  # one cohort: zeros with a zero stride, so no memory
+        return np.broadcast_to(np.int64(0), (table.rows,)), 1
+    dims = [table.column(ref.column) for ref in group_by]
     sizes = [len(_dimension(policy, ref).values) for ref in group_by]
     return cohort_codes(dims, sizes)
 
