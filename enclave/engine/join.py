@@ -27,8 +27,8 @@ _RUN_CHUNK = 1 << 18  # left rows per step of _common_runs, which holds ~8 tempo
 class UserMatch:
     """Dense matched-user code per row (or -1 when the user is absent from the other side)."""
 
-    left_user: np.ndarray  # int64[n_left]
-    right_user: np.ndarray  # int64[n_right]
+    left_user: np.ndarray  # [n_left], int32 when both sides have fewer than 2^31 rows, else int64
+    right_user: np.ndarray  # [n_right], the same dtype
     n_matched: int
 
 
@@ -247,7 +247,7 @@ def match_users(left_ids: np.ndarray, right_ids: np.ndarray, left_keys: np.ndarr
     order of their keyed prefixes.
 
     Memory (docs/scale-out.md): the two sorted key arrays (8 bytes per row), then the row
-    indices of the matched rows (4 bytes each below 2^31 rows), then the two outputs (8 bytes
+    indices of the matched rows (4 bytes each below 2^31 rows), then the two outputs (as wide
     per row); every other temporary is one chunk's or a few bytes per matched user.
     """
     left, right = _lanes(left_ids), _lanes(right_ids)
@@ -255,15 +255,16 @@ def match_users(left_ids: np.ndarray, right_ids: np.ndarray, left_keys: np.ndarr
     if left_keys.shape != (n_left,) or right_keys.shape != (n_right,) or \
             left_keys.dtype != np.uint64 or right_keys.dtype != np.uint64:
         raise InvalidInput("one keyed join key per identifier is required")
+    # Row indices, run lengths and user codes (fewer than the rows) in 4 bytes when they fit:
+    # the codes are the match's output, one per row of each side, and live through the query.
+    small = np.dtype(np.int32) if max(n_left, n_right) < 2**31 else np.dtype(np.int64)
     if n_left == 0 or n_right == 0:
-        return UserMatch(np.full(n_left, -1, np.int64), np.full(n_right, -1, np.int64), 0)
+        return UserMatch(np.full(n_left, -1, small), np.full(n_right, -1, small), 0)
     shift = max(1, (n_left + n_right - 1).bit_length())
     if shift > _MAX_INDEX_BITS:
         raise InvalidInput("too many rows to join")
     with ThreadPoolExecutor(max_workers=2) as pool:  # NumPy releases the GIL while sorting
         left_sorted, right_sorted = pool.map(_sorted_side, (left_keys, right_keys), (shift, shift))
-    # Row indices and run lengths in 4 bytes when they fit: they live through the whole match.
-    small = np.dtype(np.int32) if max(n_left, n_right) < 2**31 else np.dtype(np.int64)
     l_start, l_count, r_start, r_count = _common_runs(left_sorted, right_sorted, shift, small)
     l_blocks, r_blocks = _blocks(l_count), _blocks(r_count)
     # The smaller side's rows first, then each sorted array is freed as soon as it is read.
@@ -280,10 +281,10 @@ def match_users(left_ids: np.ndarray, right_ids: np.ndarray, left_keys: np.ndarr
     code = np.cumsum(~bad) - 1
     code[bad] = -1
     n_clean = len(bad) - int(np.count_nonzero(bad))
-    left_user = np.full(n_left, -1, np.int64)
+    left_user = np.full(n_left, -1, small)
     li_bad = _fill(left_user, li, l_count, code, l_blocks)
     del li
-    right_user = np.full(n_right, -1, np.int64)
+    right_user = np.full(n_right, -1, small)
     ri_bad = _fill(right_user, ri, r_count, code, r_blocks)
     del ri
     n_extra = _fallback(left, right, li_bad, ri_bad, left_user, right_user, n_clean)

@@ -97,7 +97,7 @@ def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
     for name in (left, right):
         mask = masks[name]
         if mask is None:
-            out[name] = users.pop(name).astype(code)
+            out[name] = users.pop(name).astype(code, copy=False)
         else:
             full = np.full(tables[name].rows, -1, dtype=code)
             full[mask] = users.pop(name)

@@ -32,7 +32,7 @@ def _check_match(left: list[bytes], right: list[bytes]) -> compute.UserMatch:
     assert m.n_matched == len(matched)
     code_of: dict[bytes, int] = {}
     for ids, codes in ((left, m.left_user), (right, m.right_user)):
-        assert codes.dtype == np.int64 and len(codes) == len(ids)
+        assert codes.dtype == np.int32 and len(codes) == len(ids)  # int64 only past 2^31 rows
         for ident, code in zip(ids, codes.tolist(), strict=True):
             if ident not in matched:
                 assert code == -1
