@@ -24,20 +24,22 @@ __all__ = ["BASE_S", "GROWTH_PER_DOUBLING", "PER_CELL_S", "PER_ROW_S", "PER_ROW_
 BASE_S = 0.1  # fixed: authorization, first-call warm-up (thread pools, key schedules); up to
 # 0.05 s measured at 2,000 rows per dataset (benchmarks/release_floor.py)
 PER_CELL_S = 400e-6  # up to four exact draws per cell at ≥ 10k draws/s (discrete Gaussian, σ ≈ 1)
-# Per declared row, up to REFERENCE_ROWS: at least 1.5x the worst that
+# Per declared row, up to REFERENCE_ROWS: about 2x (plans: at least 1.66x) the worst that
 # ``python -m benchmarks.release_floor --rows 10000000`` measured over its adversarial shapes
 # (every row matched; 8 rows per person, so the bounds bind; 1,000 persons; none matched),
-# keyed-id cache cold, on a shared 2-core VM (benchmarks/RESULTS.md), in µs: overlap 0.34,
-# aggregate 0.49, reach 0.33, attribution 1.07, activation 0.18, a plan 0.52, a plan that
-# counts one dataset's own persons (the lift: it bounds every row of that dataset) 0.74.
-PER_ROW_S_BY_KIND = {"overlap": 7e-7, "aggregate": 8e-7, "reach_frequency": 6e-7,
-                     "attribution": 2e-6, "cohort_activation": 4e-7,
+# keyed-id cache cold, on a 2-core VM at load 0.9-1.2 (benchmarks/RESULTS.md), in µs: overlap
+# 0.14, aggregate 0.19, reach 0.15, attribution 0.63, activation 0.15, a plan 0.48 (a LEFT
+# JOIN: its unmatched persons are coded by a sort of their 32-byte ids), a plan that counts one
+# dataset's own persons (the lift: it codes and bounds every row of that dataset) 0.64.
+PER_ROW_S_BY_KIND = {"overlap": 3e-7, "aggregate": 4e-7, "reach_frequency": 3e-7,
+                     "attribution": 1.2e-6, "cohort_activation": 3e-7,
                      "plan": 8e-7, "plan_dataset_persons": 1.2e-6}
 PER_ROW_S = max(PER_ROW_S_BY_KIND.values())  # for an unnamed kind
 REFERENCE_ROWS = 20_000_000  # declared rows (two datasets of 10M) the constants were measured at
 # Beyond it the cost per row grows: sorts are n log n and less of the data stays in cache.
-# Measured from 10M to 100M rows per dataset: the core x1.46, with binding bounds x1.45, the
-# plan engine x1.30 (3.3 doublings); from 2M to 10M at most x1.39 (2.3). So +20% per doubling.
+# Measured from 10M to 100M rows per dataset: the core x1.23-1.46, with binding bounds
+# x1.32-1.45, the plan engine x1.30 (3.3 doublings); from 2M to 10M at most x1.39 (2.3 doublings,
+# the bounding code of the time). So +20% per doubling.
 GROWTH_PER_DOUBLING = 0.2
 
 
