@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from attestation.verifier.verify import VerifierPolicy
 from cleanroom.sql import compile_query
 from enclave.engine.release_timing import PER_ROW_S_BY_KIND, release_deadline
 from protocol.policy import parse_policy
@@ -69,10 +68,8 @@ def test_a_plan_counting_one_datasets_persons_is_held_to_its_own_kinds_deadline(
     impressions, conversions = _csvs(tmp_path)
     (tmp_path / "deployment").mkdir()
     with HostDeployment(tmp_path / "deployment", policy_bytes) as host:
-        client = host.client
-        enclave = client.verify(policy_bytes, VerifierPolicy(allow_simulation=True))
-        client.upload(enclave, parties["publisher"], policy, "impressions", impressions)
-        client.upload(enclave, parties["advertiser"], policy, "conversions", conversions)
+        client, enclave = host.verify_and_upload(parties, {"impressions": impressions,
+                                                           "conversions": conversions})
         started = time.monotonic()
         result = client.query(enclave, parties["advertiser"], policy, "", {}, plan=compiled.wire, sql=LIFT)
         waited = time.monotonic() - started

@@ -143,6 +143,20 @@ class HostDeployment:
         # collaboration id, which a shared store would rightly refuse as a reset enclave.
         return Client(self.url, timeout=60, head_store=HeadStore(self.work / "audit-heads"))
 
+    def verify_and_upload(self, parties: dict[str, Any], uploads: dict[str, Path]) -> tuple[Client, Any]:
+        """Verify this deployment as a party would (simulation allowed) and upload each
+        ``dataset: CSV`` with its owner's keys (``parties``, by party id); (client, pinned enclave)."""
+        from attestation.verifier.verify import VerifierPolicy
+        from protocol.policy import parse_policy
+
+        client = self.client
+        policy = parse_policy(self.policy_bytes)
+        enclave = client.verify(self.policy_bytes, VerifierPolicy(allow_simulation=True))
+        for dataset, path in uploads.items():
+            owner = next(d.owner for d in policy.datasets if d.name == dataset)
+            client.upload(enclave, parties[owner], policy, dataset, path)
+        return client, enclave
+
     @property
     def pid(self) -> int:
         """The gunicorn master's pid."""
