@@ -46,7 +46,7 @@ from enclave.requests.session import Session
 from protocol.query_plan import parse_plan
 from protocol.templates import instantiate
 
-__all__ = ["SHAPES", "measure"]
+__all__ = ["POLICIES", "SHAPES", "measure", "summary"]
 
 POLICIES = (EXAMPLE_POLICY, EXAMPLE_POLICY.with_name("advertiser-publisher-events.toml"))
 _SIDES = {"impressions": "publisher", "conversions": "advertiser"}
