@@ -43,7 +43,7 @@ from protocol.policy import ColumnRef, Dataset, Policy, parse_policy
 from protocol.upload import RECORD_HEADER
 from protocol.wire import pack_document
 
-__all__ = ["ask", "every_query", "probe", "sized_policy", "upload_rows"]
+__all__ = ["ask", "every_query", "loaded_session", "probe", "sized_policy", "upload_rows"]
 
 _SIDES = {"impressions": "publisher", "conversions": "advertiser"}
 
@@ -138,22 +138,29 @@ def every_query(policy: Policy) -> list[Query]:
     return out
 
 
-def probe(rows: int, policy_path: Path = EXAMPLE_POLICY, overlap: float = 0.3) -> dict[str, Any]:
-    """Ingest and query ``rows`` rows per dataset; VmHWM after each step, and the model."""
-    at_start = memory_status()
-    policy_bytes, policy, keys = sized_policy(policy_path, rows)
+def loaded_session(policy_path: Path, shape: Shape) -> tuple[Session, Policy, dict[str, PartyKeys]]:
+    """A simulated ``Session`` of ``policy_path`` with every ``max_rows`` set to ``shape.rows``,
+    both datasets uploaded from ``shape``; its ``sleep`` does nothing (no release padding)."""
+    policy_bytes, policy, keys = sized_policy(policy_path, shape.rows)
     session = Session(mode="simulation", quote=lambda report_data: None, sealing_key=b"k" * 32,
                       load_sealed=lambda policy_hash: None, persist=lambda policy_hash, blob: None,
                       noise=ExactNoise(), clock=time.time, random_bytes=os.urandom,
                       sleep=lambda seconds: None)
     _, ready = session.init({"policy": policy_bytes})
-    # overlap 1 with equal rows per user: the same users on both sides, every row matched
-    shape = (Shape(rows, overlap=1.0, advertiser_rows_per_user=4.0) if overlap >= 1
-             else Shape(rows, overlap=overlap))
     for name, side in _SIDES.items():
         dataset = policy.dataset(name)
         assert dataset is not None
         upload_rows(session, ready["enc_pub"], policy, keys[side], dataset, shape)
+    return session, policy, keys
+
+
+def probe(rows: int, policy_path: Path = EXAMPLE_POLICY, overlap: float = 0.3) -> dict[str, Any]:
+    """Ingest and query ``rows`` rows per dataset; VmHWM after each step, and the model."""
+    at_start = memory_status()
+    # overlap 1 with equal rows per user: the same users on both sides, every row matched
+    shape = (Shape(rows, overlap=1.0, advertiser_rows_per_user=4.0) if overlap >= 1
+             else Shape(rows, overlap=overlap))
+    session, policy, keys = loaded_session(policy_path, shape)
     readings = {"ingest": memory_status()["VmHWM"]}
     for party, analysis, params, plan, sql in every_query(policy):
         reset_peak_rss()

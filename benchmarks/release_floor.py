@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,18 +36,15 @@ from typing import Any
 from benchmarks.bench_policy import EXAMPLE_POLICY
 from benchmarks.datagen import Shape
 from benchmarks.measure import loadavg
-from benchmarks.memory_probe import ask, every_query, sized_policy, upload_rows
+from benchmarks.memory_probe import ask, every_query, loaded_session
 from enclave.engine import analyses, plan_run
-from enclave.engine.noise_source import ExactNoise
 from enclave.engine.release_timing import PER_ROW_S, PER_ROW_S_BY_KIND, plan_cost_kind
-from enclave.requests.session import Session
 from protocol.query_plan import parse_plan
 from protocol.templates import instantiate
 
 __all__ = ["POLICIES", "SHAPES", "measure", "summary"]
 
 POLICIES = (EXAMPLE_POLICY, EXAMPLE_POLICY.with_name("advertiser-publisher-events.toml"))
-_SIDES = {"impressions": "publisher", "conversions": "advertiser"}
 
 
 def _shape(name: str, rows: int) -> Shape:
@@ -69,14 +64,6 @@ def _shape(name: str, rows: int) -> Shape:
 
 
 SHAPES = ("typical", "all-matched", "bounded", "few-users", "disjoint")
-
-
-def _session() -> Session:
-    # sleep is a no-op: the padding is what is being sized, so it must not be in the timings
-    return Session(mode="simulation", quote=lambda report_data: None, sealing_key=b"k" * 32,
-                   load_sealed=lambda policy_hash: None, persist=lambda policy_hash, blob: None,
-                   noise=ExactNoise(), clock=time.time, random_bytes=os.urandom,
-                   sleep=lambda seconds: None)
 
 
 def _kind(policy: Any, analysis: str, params: dict[str, Any], plan: dict[str, Any] | None) -> str:
@@ -105,14 +92,7 @@ class _Padding:
 
 def measure(rows: int, shape_name: str, policy_path: Path) -> list[dict[str, Any]]:
     """Every query of one policy on one shape (fresh session): its work and its deadline."""
-    policy_bytes, policy, keys = sized_policy(policy_path, rows)
-    session = _session()
-    _, ready = session.init({"policy": policy_bytes})
-    shape = _shape(shape_name, rows)
-    for name, side in _SIDES.items():
-        dataset = policy.dataset(name)
-        assert dataset is not None
-        upload_rows(session, ready["enc_pub"], policy, keys[side], dataset, shape)
+    session, policy, keys = loaded_session(policy_path, _shape(shape_name, rows))
     declared = sum(d.max_rows for d in policy.datasets if d.name in policy.join)
     # a probe's reach into the session: to empty each table's keyed-id cache before every query
     tables = session._state.tables if session._state is not None else {}
@@ -167,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs: list[dict[str, Any]] = []
     loads = {"start": loadavg()}
-    for shape_name in args.shapes.split(","):
-        _shape(shape_name, 1)  # an unknown name fails before any work
-    for shape_name in args.shapes.split(","):
+    shapes = args.shapes.split(",")
+    unknown = [name for name in shapes if name not in SHAPES]
+    if unknown:  # before any work
+        parser.error(f"--shapes: unknown {', '.join(map(repr, unknown))}; known: {', '.join(SHAPES)}")
+    for shape_name in shapes:
         for policy_path in POLICIES:
             runs += measure(args.rows, shape_name, policy_path)
             if not args.json:

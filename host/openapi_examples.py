@@ -38,6 +38,19 @@ _PROPOSAL_SIGNATURE = (
             "OKO3KUsg3141DE7hESkbKA+csJSCJhGeenSOlX1cRweGJqQx8SJt3RuWfQJ86Lp10tO6MMfDEJEKCKnfNce5DQ=="
 )
 
+
+def _awaiting_approval(approved_by: list[str]) -> dict[str, Any]:
+    """The co-signing proposal's state, before (POST /v1/queries) and after one approval."""
+    return {
+        "query_id": "594bcd21937dc324a96611c9d47bdf606901409edea8886903fee487d8b42bc5",
+        "proposal": _PROPOSAL,
+        "signature": _PROPOSAL_SIGNATURE,
+        "approvers": {"advertiser": ["witness"], "publisher": ["witness"]},
+        "approved_by": approved_by,
+        "status": "approval_required",
+    }
+
+
 EXAMPLES: dict[tuple[str, str, str], Any] = {
     ("/v1/uploads", "post", "201"): {
         "upload_id": "c37e165d29ecea5a4e2f94e675716672",
@@ -131,34 +144,14 @@ EXAMPLES: dict[tuple[str, str, str], Any] = {
             ),
         },
     },
-    ("/v1/queries", "post", "202"): {
-        "query_id": "594bcd21937dc324a96611c9d47bdf606901409edea8886903fee487d8b42bc5",
-        "proposal": _PROPOSAL,
-        "signature": _PROPOSAL_SIGNATURE,
-        "approvers": {
-            "advertiser": ["witness"],
-            "publisher": ["witness"],
-        },
-        "approved_by": [],
-        "status": "approval_required",
-    },
+    ("/v1/queries", "post", "202"): _awaiting_approval(approved_by=[]),
     ("/v1/approvals/{query_id}", "post", "request"): {
         "party": "publisher",
         "signature": (
             "vvQ8HZ1NdOMkVtuUG1FiTpZblmcPU96+vVeEDSZ2ZAVye8Dyn2imubDP1fBUbvXRHsaQToD3p+Xea8XcQM5JDA=="
         ),
     },
-    ("/v1/approvals/{query_id}", "post", "200"): {
-        "query_id": "594bcd21937dc324a96611c9d47bdf606901409edea8886903fee487d8b42bc5",
-        "proposal": _PROPOSAL,
-        "signature": _PROPOSAL_SIGNATURE,
-        "approvers": {
-            "advertiser": ["witness"],
-            "publisher": ["witness"],
-        },
-        "approved_by": ["publisher"],
-        "status": "approval_required",
-    },
+    ("/v1/approvals/{query_id}", "post", "200"): _awaiting_approval(approved_by=["publisher"]),
     ("/v1/results", "get", "200"): {
         "results": [
             {

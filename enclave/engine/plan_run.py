@@ -87,9 +87,8 @@ def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
         sides.append((ids, tags) if mask is None else (ids[mask], tags[mask]))
     match = match_users(sides[0][0], sides[1][0], sides[0][1], sides[1][1])
     del sides
-    # int32 codes whenever the rows (so the persons) are fewer than 2^31, a public fact: this
-    # is the one full-length array a query holds per table, through bounding and counting.
-    code = np.int32 if tables[left].rows + tables[right].rows < 2**31 else np.int64
+    # The match's codes (int32 below 2^31 rows; every person code below, LEFT JOIN's unmatched
+    # ones too, is under the rows joined): the one full-length array a query holds per table.
     users = {left: match.left_user, right: match.right_user}
     n_matched = match.n_matched
     del match
@@ -97,9 +96,9 @@ def _matched(plan: Plan, policy: Policy, tables: dict[str, ColumnarTable],
     for name in (left, right):
         mask = masks[name]
         if mask is None:
-            out[name] = users.pop(name).astype(code, copy=False)
+            out[name] = users.pop(name)
         else:
-            full = np.full(tables[name].rows, -1, dtype=code)
+            full = np.full(tables[name].rows, -1, dtype=users[name].dtype)
             full[mask] = users.pop(name)
             out[name] = full
     n_persons = n_matched

@@ -25,6 +25,7 @@ from protocol.errors import (
 )
 from protocol.upload import RECORD_HEADER, UploadDigest
 from protocol.wire import pack_document, unpack_document
+from tests.support.records import split_records
 
 
 class FakeHost(BaseHTTPRequestHandler):
@@ -75,11 +76,7 @@ class FakeHost(BaseHTTPRequestHandler):
         if self.refuse_upload:
             self._json(401, {"error": {"code": "bad_signature", "message": "signature did not verify"}})
             return
-        payloads, offset = [], 0
-        while offset < len(body):
-            (n,) = RECORD_HEADER.unpack_from(body, offset)
-            payloads.append(body[offset + 4: offset + 4 + n])
-            offset += 4 + n
+        payloads = split_records(body)
         head = msgpack.unpackb(payloads[0], raw=False)
         header = unpack_document("upload_header", head["header"])
         digest = UploadDigest(head["header"], head["signature"])

@@ -18,23 +18,13 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from cleanroom.upload_crypto import UploadEncryptor
 from protocol.crypto import UPLOAD_HEADER_LABEL, upload_key_hpke_info
 from protocol.errors import DecryptionFailed, InvalidInput
-from protocol.upload import CHUNK_MIN_PLAINTEXT, RECORD_HEADER, UploadDigest, chunk_aad, chunk_nonce
+from protocol.upload import CHUNK_MIN_PLAINTEXT, UploadDigest, chunk_aad, chunk_nonce
 from protocol.wire import unpack_document
+from tests.support.records import split_records
 
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 CHUNK = max(CHUNK_MIN_PLAINTEXT, 8192)
 BATCHES = [b"A" * CHUNK, b"B" * 1000, b"C" * 7]
-
-
-def split_records(body: bytes) -> list[bytes]:
-    payloads, offset = [], 0
-    while offset < len(body):
-        (length,) = RECORD_HEADER.unpack_from(body, offset)
-        offset += RECORD_HEADER.size
-        payloads.append(body[offset:offset + length])
-        offset += length
-    assert offset == len(body)
-    return payloads
 
 
 def open_stream(payloads, enclave, policy, signer_pub):

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from protocol.batch import decode_batch, encode_batch
 from protocol.crypto import UPLOAD_HEADER_LABEL, upload_key_hpke_info
-from protocol.upload import RECORD_HEADER, UploadDigest, chunk_aad, chunk_nonce, encode_record
+from protocol.upload import UploadDigest, chunk_aad, chunk_nonce, encode_record
 from protocol.wire import canonical_packb
+from tests.support.records import split_records
 from tests.vectors.checks_common import (
     Vectors,
     assert_same,
@@ -27,17 +28,6 @@ from tests.vectors.checks_common import (
 from tests.vectors.loader import h
 
 __all__ = ["check_upload"]
-
-
-def _split_records(stream: bytes) -> list[bytes]:
-    payloads, offset = [], 0
-    while offset < len(stream):
-        (length,) = RECORD_HEADER.unpack_from(stream, offset)
-        offset += RECORD_HEADER.size
-        payloads.append(stream[offset:offset + length])
-        offset += length
-    assert offset == len(stream)
-    return payloads
 
 
 
@@ -111,7 +101,7 @@ def check_upload(v: Vectors) -> None:
         assert h(up["head_record"]) == encode_record(head)
         stream = h(up["record_stream"])
         assert stream == h(up["head_record"]) + b"".join(h(c["record"]) for c in up["chunks"])
-        payloads = _split_records(stream)
+        payloads = split_records(stream)
         assert msgpack.unpackb(payloads[0], raw=False) == {"header": header_bytes, "signature": signature}
         assert [(p[0], p[1:]) for p in payloads[1:]] == [
             (int(c["last"]), h(c["ciphertext"])) for c in up["chunks"]]
